@@ -1,0 +1,402 @@
+"""Users and autos, held in memory and saved to db.json.
+
+Single process: a second server on the same file is refused through a lock
+file, not coordinated with.
+"""
+
+import asyncio
+import codecs
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import aiofiles
+import filelock
+import orjson
+
+from dealer.atomic import temp_path, write_atomic
+from dealer.errors import (
+    AutoExistsError,
+    AutoNotFoundError,
+    DatabaseFileError,
+    DatabaseLockedError,
+    InvalidInputError,
+    StoreUnavailableError,
+    UserExistsError,
+)
+from dealer.passwords import PasswordHasher, is_password_hash
+from dealer.validation import CREDENTIAL_FIELDS, validate_auto, validate_mark
+
+logger = logging.getLogger(__name__)
+
+# How often the file is checked for hand edits while no change is pending, in seconds.
+WATCH_INTERVAL = 1.0
+DUMP_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+USERNAME_FIELD, PASSWORD_FIELD = CREDENTIAL_FIELDS
+
+Undo = Callable[[], None]
+
+
+def _signature(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def empty_document() -> bytes:
+    return orjson.dumps({"users": {}, "autos": {}}, option=DUMP_OPTIONS)
+
+
+def parse_document(raw: bytes, path: Path) -> tuple[dict[str, str], dict[str, dict], set[str]]:
+    """Parse db.json into users, autos and the names of users seeded with a plaintext password.
+
+    A plaintext user's value in the returned users is the password itself,
+    to be hashed by the caller. Raise DatabaseFileError naming the line and
+    column of invalid JSON, or the entry with a wrong shape.
+    """
+    try:
+        document = orjson.loads(raw.removeprefix(codecs.BOM_UTF8))
+    except orjson.JSONDecodeError as error:
+        raise DatabaseFileError(
+            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+
+    if not isinstance(document, dict) or not set(document) <= {"users", "autos"}:
+        raise DatabaseFileError(f'{path}: the top level must be an object with the keys "users" and "autos"')
+    users_entries = document.get("users", {})
+    autos_entries = document.get("autos", {})
+    for key, entries in (("users", users_entries), ("autos", autos_entries)):
+        if not isinstance(entries, dict):
+            raise DatabaseFileError(f'{path}: "{key}" must be an object')
+
+    users: dict[str, str] = {}
+    plaintext: set[str] = set()
+    for username, entry in users_entries.items():
+        where = f"{path}: users[{orjson.dumps(username).decode()}]"
+        problem = USERNAME_FIELD.problem(username)
+        if problem:
+            raise DatabaseFileError(f"{where}: {problem}")
+        if not isinstance(entry, dict):
+            entry = {}
+        if set(entry) == {"password_hash"} and isinstance(entry["password_hash"], str) and is_password_hash(entry["password_hash"]):
+            users[username] = entry["password_hash"]
+        elif set(entry) == {"password"} and not PASSWORD_FIELD.problem(entry["password"]):
+            users[username] = entry["password"]
+            plaintext.add(username)
+        else:
+            raise DatabaseFileError(
+                f'{where} must be {{"password_hash": "scrypt$..."}}, '
+                f'or {{"password": "..."}} to have the server hash a plaintext password'
+            )
+
+    autos: dict[str, dict] = {}
+    for mark, entry in autos_entries.items():
+        where = f"{path}: autos[{orjson.dumps(mark).decode()}]"
+        if not isinstance(entry, dict):
+            raise DatabaseFileError(f"{where} must be an object")
+        try:
+            autos[validate_mark(mark)] = validate_auto(entry, mark, partial=False)
+        except InvalidInputError as error:
+            raise DatabaseFileError(f"{where}: {error}") from None
+
+    return users, autos, plaintext
+
+
+class Store:
+    """The database: dicts in memory, written atomically and durably to one JSON file.
+
+    Every change runs under one asyncio lock and returns only after the file
+    holding it has been fsynced. Changes that arrive while a write is on disk
+    wait and go to disk together in the next write (group commit). If that
+    write fails, its changes are undone in memory and each of their callers
+    gets StoreUnavailableError.
+    """
+
+    def __init__(self, path: Path, hasher: PasswordHasher) -> None:
+        self.path = path
+        self._hasher = hasher
+        self._users: dict[str, str] = {}
+        self._autos: dict[str, dict] = {}
+        self._autos_json: bytes | None = None
+
+        self._lock = asyncio.Lock()
+        self._file_lock = filelock.FileLock(path.with_name(path.name + ".lock"))
+        # Identity of the file content that memory reflects, to notice hand edits.
+        self._disk_signature: tuple[int, int, int] | None = None
+        # A hand edit that could not be loaded, kept so that it is logged once.
+        self._rejected_signature: tuple[int, int, int] | None = None
+        self._rejected_error: DatabaseFileError | None = None
+
+        self._pending_undos: list[Undo] = []
+        self._pending_done: asyncio.Future | None = None
+        self._flusher: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        self.changes_written = 0
+        self.flushes = 0
+
+    # Opening and closing
+
+    async def open(self) -> None:
+        """Lock the file for this process, then load it, creating it when missing."""
+        try:
+            self._file_lock.acquire(blocking=False)
+        except filelock.Timeout:
+            raise DatabaseLockedError(
+                f"{self.path} is already used by another dealer server "
+                f"(lock file {self._file_lock.lock_file}); stop it or pass another --db"
+            ) from None
+        except OSError as error:
+            raise DatabaseFileError(f"{self.path}: cannot create the lock file: {error.strerror}") from None
+
+        try:
+            await self._load_or_create()
+        except BaseException:
+            self._file_lock.release()
+            raise
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _load_or_create(self) -> None:
+        stale = temp_path(self.path)
+        if stale.exists():
+            logger.warning("Removing %s left by an interrupted write", stale)
+            stale.unlink()
+
+        try:
+            if self.path.exists():
+                await self._load()
+            else:
+                await self._write()
+                logger.info("Created an empty database in %s", self.path)
+        except OSError as error:
+            raise DatabaseFileError(f"{self.path}: cannot write: {error.strerror}") from None
+        logger.info("Loaded %d users and %d autos from %s", len(self._users), len(self._autos), self.path)
+
+    async def close(self) -> None:
+        """Stop watching the file, let a write in progress finish, and release the file lock."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        self._file_lock.release()
+
+    # Reads
+
+    @property
+    def user_count(self) -> int:
+        return len(self._users)
+
+    @property
+    def auto_count(self) -> int:
+        return len(self._autos)
+
+    def has_user(self, username: str) -> bool:
+        return username in self._users
+
+    def password_hash(self, username: str) -> str | None:
+        return self._users.get(username)
+
+    def get_auto(self, mark: str) -> dict | None:
+        """Return the auto with its mark as the first key, or None."""
+        fields = self._autos.get(mark)
+        if fields is None:
+            return None
+        return {"mark": mark, **fields}
+
+    def autos_json(self) -> bytes:
+        """Return all autos as a JSON array in stored order, serialized once per change."""
+        if self._autos_json is None:
+            autos = [{"mark": mark, **fields} for mark, fields in self._autos.items()]
+            self._autos_json = orjson.dumps(autos)
+        return self._autos_json
+
+    # Changes
+
+    async def add_user(self, username: str, password_hash: str) -> None:
+        def apply() -> Undo:
+            if username in self._users:
+                raise UserExistsError()
+            self._users[username] = password_hash
+            return lambda: self._users.pop(username)
+
+        await self._commit(apply)
+
+    async def create_auto(self, mark: str, fields: dict) -> None:
+        def apply() -> Undo:
+            if mark in self._autos:
+                raise AutoExistsError()
+            self._autos[mark] = dict(fields)
+            return lambda: self._autos.pop(mark)
+
+        await self._commit(apply)
+
+    async def update_auto(self, mark: str, fields: dict) -> None:
+        def apply() -> Undo:
+            previous = self._autos.get(mark)
+            if previous is None:
+                raise AutoNotFoundError()
+            self._autos[mark] = {**previous, **fields}
+            return lambda: self._autos.__setitem__(mark, previous)
+
+        await self._commit(apply)
+
+    async def delete_auto(self, mark: str) -> None:
+        def apply() -> Undo:
+            if mark not in self._autos:
+                raise AutoNotFoundError()
+            items = list(self._autos.items())
+            position = list(self._autos).index(mark)
+            del self._autos[mark]
+
+            def undo() -> None:
+                # Restore the stored order, which /stock reports.
+                self._autos = dict(items[:position] + [(mark, items[position][1])] + items[position + 1 :])
+
+            return undo
+
+        await self._commit(apply)
+
+    async def _commit(self, apply: Callable[[], Undo]) -> None:
+        """Apply a change in memory and wait until a write has put it on disk."""
+        async with self._lock:
+            if not self._pending_undos:
+                # Pending changes were applied on top of the file as it is now,
+                # so only the first change of a batch needs to look at the disk.
+                await self._sync_with_disk()
+            undo = apply()
+            self._autos_json = None
+            self._pending_undos.append(undo)
+            if self._pending_done is None:
+                self._pending_done = asyncio.get_running_loop().create_future()
+            done = self._pending_done
+            if self._flusher is None:
+                self._flusher = asyncio.create_task(self._flush_pending())
+        # Shielded so that a client who disconnects cannot cancel the others' result.
+        await asyncio.shield(done)
+
+    async def _flush_pending(self) -> None:
+        """Write pending changes until none are left; each write takes all that queued during the last one."""
+        while True:
+            async with self._lock:
+                if not self._pending_undos:
+                    self._flusher = None
+                    return
+                undos, self._pending_undos = self._pending_undos, []
+                done, self._pending_done = self._pending_done, None
+                try:
+                    await self._check_not_edited()
+                    await self._write()
+                except (OSError, StoreUnavailableError) as error:
+                    for undo in reversed(undos):
+                        undo()
+                    self._autos_json = None
+                    logger.error("Failed to write %s, so %d changes were undone: %s", self.path, len(undos), error)
+                    if isinstance(error, OSError):
+                        error = StoreUnavailableError(
+                            f"Could not save to {self.path}: {error.strerror or error}; nothing was changed"
+                        )
+                    done.set_exception(error)
+                else:
+                    self.changes_written += len(undos)
+                    done.set_result(None)
+
+    async def _check_not_edited(self) -> None:
+        """Raise StoreUnavailableError if the file was edited after the pending changes began."""
+        try:
+            signature = _signature(os.stat(self.path))
+        except FileNotFoundError:
+            return
+        if signature != self._disk_signature:
+            raise StoreUnavailableError(
+                f"{self.path} was edited while the change was being saved; nothing was changed, try again"
+            )
+
+    async def _write(self) -> None:
+        data = orjson.dumps({"users": self._users_document(), "autos": self._autos}, option=DUMP_OPTIONS)
+        stat = await write_atomic(self.path, data)
+        # NOTE: an edit saved between the rename and this stat would be taken
+        # for our own write; the window is one system call long.
+        self._disk_signature = _signature(stat)
+        self.flushes += 1
+
+    def _users_document(self) -> dict[str, dict[str, str]]:
+        return {username: {"password_hash": password_hash} for username, password_hash in self._users.items()}
+
+    # Hand edits
+
+    async def _load(self) -> None:
+        """Replace memory with the file's content, hashing plaintext passwords seeded by hand."""
+        try:
+            async with aiofiles.open(self.path, "rb") as file:
+                raw = await file.read()
+                signature = _signature(os.fstat(file.fileno()))
+        except OSError as error:
+            raise DatabaseFileError(f"{self.path}: cannot read: {error.strerror}") from None
+        users, autos, plaintext = parse_document(raw, self.path)
+
+        for username in plaintext:
+            users[username] = await self._hasher.hash(users[username])
+
+        self._users, self._autos = users, autos
+        self._autos_json = None
+        self._disk_signature = signature
+        if plaintext:
+            await self._write()
+            logger.warning(
+                "Hashed the plaintext passwords of %d users seeded by hand (%s) and rewrote %s",
+                len(plaintext),
+                ", ".join(sorted(plaintext)),
+                self.path,
+            )
+
+    async def _sync_with_disk(self) -> None:
+        """Reload the file if it changed since this process last wrote or read it.
+
+        Raise StoreUnavailableError while the file holds an edit that cannot
+        be loaded; memory then keeps the last good data for reads.
+        """
+        try:
+            signature = _signature(os.stat(self.path))
+        except FileNotFoundError:
+            if self._disk_signature is not None:
+                logger.warning("%s was deleted; the next change writes it again from memory", self.path)
+                self._disk_signature = None
+            return
+        except OSError as error:
+            raise StoreUnavailableError(f"Cannot read {self.path}: {error.strerror}") from None
+
+        if signature == self._disk_signature:
+            return
+        if signature == self._rejected_signature:
+            raise self._edit_unavailable(self._rejected_error)
+
+        try:
+            await self._load()
+        except DatabaseFileError as error:
+            self._rejected_signature, self._rejected_error = signature, error
+            logger.error("Cannot load the hand edit, so changes are refused until it is fixed: %s", error)
+            raise self._edit_unavailable(error) from None
+        except OSError as error:
+            raise StoreUnavailableError(f"Could not save to {self.path}: {error.strerror}") from None
+
+        self._rejected_signature = self._rejected_error = None
+        logger.info(
+            "Reloaded %s after a hand edit: %d users and %d autos", self.path, len(self._users), len(self._autos)
+        )
+
+    @staticmethod
+    def _edit_unavailable(error: DatabaseFileError | None) -> StoreUnavailableError:
+        return StoreUnavailableError(f"{error}; fix the file, then retry the change")
+
+    async def _watch(self) -> None:
+        """Pick up hand edits for readers while no change is pending."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            async with self._lock:
+                if self._pending_undos:
+                    continue
+                try:
+                    await self._sync_with_disk()
+                except StoreUnavailableError:
+                    pass  # Logged when first seen; changes report it to their clients.
+                except Exception:
+                    logger.exception("Failed to check %s for hand edits", self.path)

@@ -1,0 +1,94 @@
+"""Start the dealer API server: `python run.py --help` lists the options."""
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from dealer import Config, create_app
+from dealer.config import DEFAULT_TOKEN_TTL
+from dealer.errors import StartupError
+
+logger = logging.getLogger("dealer")
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        description="Run the dealer REST API. Each option can also be set by the environment variable in brackets.",
+    )
+    parser.add_argument(
+        "--host", default=env.get("DEALER_HOST", "127.0.0.1"), help="address to listen on [DEALER_HOST] (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(env.get("DEALER_PORT", 8080)), help="TCP port [DEALER_PORT] (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=Path(env.get("DEALER_DB", "db.json")),
+        help="JSON file with the users and autos, created if missing [DEALER_DB] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=int,
+        default=int(env.get("DEALER_TOKEN_TTL", DEFAULT_TOKEN_TTL)),
+        help="lifetime of access tokens in seconds [DEALER_TOKEN_TTL] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--jwt-secret",
+        default=env.get("DEALER_JWT_SECRET"),
+        help="key that signs access tokens [DEALER_JWT_SECRET] "
+        "(default: 32 random bytes generated once and kept in <db>.secret)",
+    )
+    args = parser.parse_args(argv)
+    if args.token_ttl <= 0:
+        parser.error("--token-ttl must be a positive number of seconds")
+    return args
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # uvloop does not exist on Windows.
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def main(argv: list[str]) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    secret = args.jwt_secret.encode("utf-8") if args.jwt_secret else None
+    app = create_app(Config(db_path=args.db, jwt_secret=secret, token_ttl=args.token_ttl))
+
+    def announce(_banner: str) -> None:
+        logger.info("Listening on http://%s:%d with database %s; press Ctrl+C to stop", args.host, args.port, args.db)
+
+    try:
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            access_log_format=ACCESS_LOG_FORMAT,
+            print=announce,
+            loop=_new_event_loop(),
+        )
+    except StartupError as error:
+        logger.error("%s", error)
+        return 2
+    except OSError as error:
+        logger.error("Cannot listen on %s:%d: %s", args.host, args.port, error.strerror or error)
+        return 1
+    logger.info("Stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
