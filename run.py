@@ -27,7 +27,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         "--host", default=env.get("DEALER_HOST", "127.0.0.1"), help="address to listen on [DEALER_HOST] (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=int(env.get("DEALER_PORT", 8080)), help="TCP port [DEALER_PORT] (default: %(default)s)"
+        "--port", type=int, default=env.get("DEALER_PORT", "8080"), help="TCP port [DEALER_PORT] (default: %(default)s)"
     )
     parser.add_argument(
         "--db",
@@ -38,7 +38,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--token-ttl",
         type=int,
-        default=int(env.get("DEALER_TOKEN_TTL", DEFAULT_TOKEN_TTL)),
+        default=env.get("DEALER_TOKEN_TTL", str(DEFAULT_TOKEN_TTL)),
         help="lifetime of access tokens in seconds [DEALER_TOKEN_TTL] (default: %(default)s)",
     )
     parser.add_argument(
