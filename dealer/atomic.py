@@ -1,6 +1,7 @@
 """Atomic, durable replacement of a file's content."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import aiofiles
@@ -14,14 +15,17 @@ def temp_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-async def write_atomic(path: Path, data: bytes) -> os.stat_result:
+async def write_atomic(
+    path: Path, data: bytes, before_replace: Callable[[], None] | None = None
+) -> os.stat_result:
     """Replace the file at `path` with `data` and return the new file's stat.
 
     Whenever the process dies, `path` holds either the old or the new
     complete content: the data goes to a temporary file in the same folder,
     is fsynced, renamed over `path`, and the folder is fsynced so that the
-    rename itself survives a power cut. Callers must not write the same path
-    concurrently, because they share the temporary file.
+    rename itself survives a power cut. `before_replace` runs just before
+    the rename; if it raises, `path` is left as it was. Callers must not
+    write the same path concurrently, because they share the temporary file.
     """
     temp = temp_path(path)
     try:
@@ -29,12 +33,19 @@ async def write_atomic(path: Path, data: bytes) -> os.stat_result:
             await file.write(data)
             await file.flush()
             await _fsync(file.fileno())
+            # Taken from the descriptor, so that a file saved over `path`
+            # right after the rename cannot be mistaken for this one.
+            stat = os.fstat(file.fileno())
+        if before_replace is not None:
+            before_replace()
         await aiofiles.os.replace(temp, path)
-    except OSError:
+    except BaseException:
         _remove_quietly(temp)
         raise
+    # NOTE: if this fsync fails, the new content is already in place although
+    # the caller is told that the write failed.
     await _fsync_folder(path.parent)
-    return await aiofiles.os.stat(path)
+    return stat
 
 
 async def _fsync_folder(folder: Path) -> None:

@@ -20,6 +20,7 @@ from dealer.errors import (
     AutoExistsError,
     AutoNotFoundError,
     DatabaseFileError,
+    DealerError,
     DatabaseLockedError,
     InvalidInputError,
     StoreUnavailableError,
@@ -108,14 +109,20 @@ class Store:
     holding it has been fsynced. Changes that arrive while a write is on disk
     wait and go to disk together in the next write (group commit). If that
     write fails, its changes are undone in memory and each of their callers
-    gets StoreUnavailableError.
+    gets StoreUnavailableError. Reads see only what is on disk: changes
+    waiting for their write stay invisible to them.
     """
 
     def __init__(self, path: Path, hasher: PasswordHasher) -> None:
         self.path = path
         self._hasher = hasher
+        # The working copy, which changes edit under the lock before their write.
         self._users: dict[str, str] = {}
         self._autos: dict[str, dict] = {}
+        # Shallow copies of the working copy as last written or loaded, for reads.
+        # Changes replace an auto's fields dict and never edit it in place.
+        self._saved_users: dict[str, str] = {}
+        self._saved_autos: dict[str, dict] = {}
         self._autos_json: bytes | None = None
 
         self._lock = asyncio.Lock()
@@ -158,7 +165,10 @@ class Store:
         stale = temp_path(self.path)
         if stale.exists():
             logger.warning("Removing %s left by an interrupted write", stale)
-            stale.unlink()
+            try:
+                stale.unlink()
+            except OSError as error:
+                raise DatabaseFileError(f"{stale}: cannot remove the temporary file: {error.strerror}") from None
 
         try:
             if self.path.exists():
@@ -178,34 +188,35 @@ class Store:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         self._file_lock.release()
+        logger.info("Closed %s: wrote %d changes in %d flushes", self.path, self.changes_written, self.flushes)
 
     # Reads
 
     @property
     def user_count(self) -> int:
-        return len(self._users)
+        return len(self._saved_users)
 
     @property
     def auto_count(self) -> int:
-        return len(self._autos)
+        return len(self._saved_autos)
 
     def has_user(self, username: str) -> bool:
-        return username in self._users
+        return username in self._saved_users
 
     def password_hash(self, username: str) -> str | None:
-        return self._users.get(username)
+        return self._saved_users.get(username)
 
     def get_auto(self, mark: str) -> dict | None:
         """Return the auto with its mark as the first key, or None."""
-        fields = self._autos.get(mark)
+        fields = self._saved_autos.get(mark)
         if fields is None:
             return None
         return {"mark": mark, **fields}
 
     def autos_json(self) -> bytes:
-        """Return all autos as a JSON array in stored order, serialized once per change."""
+        """Return all autos as a JSON array in stored order, serialized once per write."""
         if self._autos_json is None:
-            autos = [{"mark": mark, **fields} for mark, fields in self._autos.items()]
+            autos = [{"mark": mark, **fields} for mark, fields in self._saved_autos.items()]
             self._autos_json = orjson.dumps(autos)
         return self._autos_json
 
@@ -256,50 +267,87 @@ class Store:
         await self._commit(apply)
 
     async def _commit(self, apply: Callable[[], Undo]) -> None:
-        """Apply a change in memory and wait until a write has put it on disk."""
-        async with self._lock:
-            if not self._pending_undos:
-                # Pending changes were applied on top of the file as it is now,
-                # so only the first change of a batch needs to look at the disk.
-                await self._sync_with_disk()
-            undo = apply()
-            self._autos_json = None
-            self._pending_undos.append(undo)
-            if self._pending_done is None:
-                self._pending_done = asyncio.get_running_loop().create_future()
-            done = self._pending_done
-            if self._flusher is None:
-                self._flusher = asyncio.create_task(self._flush_pending())
-        # Shielded so that a client who disconnects cannot cancel the others' result.
-        await asyncio.shield(done)
+        """Apply a change in memory and wait until a write has put it on disk.
 
-    async def _flush_pending(self) -> None:
-        """Write pending changes until none are left; each write takes all that queued during the last one."""
+        A change rejected because of changes that are still waiting for their
+        write (a create after a pending create of the same mark) waits for
+        that write too: if the write fails, the change is decided again.
+        """
         while True:
             async with self._lock:
                 if not self._pending_undos:
-                    self._flusher = None
-                    return
-                undos, self._pending_undos = self._pending_undos, []
-                done, self._pending_done = self._pending_done, None
+                    # Pending changes were applied on top of the file as it is now,
+                    # so only the first change of a batch needs to look at the disk.
+                    await self._sync_with_disk()
+                rejection: DealerError | None = None
                 try:
-                    await self._check_not_edited()
-                    await self._write()
-                except (OSError, StoreUnavailableError) as error:
-                    for undo in reversed(undos):
-                        undo()
-                    self._autos_json = None
-                    logger.error("Failed to write %s, so %d changes were undone: %s", self.path, len(undos), error)
-                    if isinstance(error, OSError):
-                        error = StoreUnavailableError(
-                            f"Could not save to {self.path}: {error.strerror or error}; nothing was changed"
-                        )
-                    done.set_exception(error)
+                    self._pending_undos.append(apply())
+                except DealerError as error:
+                    if self._pending_done is None:
+                        raise
+                    rejection = error
                 else:
-                    self.changes_written += len(undos)
-                    done.set_result(None)
+                    if self._pending_done is None:
+                        self._pending_done = asyncio.get_running_loop().create_future()
+                    if self._flusher is None:
+                        self._flusher = asyncio.create_task(self._flush_pending())
+                done = self._pending_done
 
-    async def _check_not_edited(self) -> None:
+            try:
+                # Shielded so that a client who disconnects cannot cancel the others' result.
+                await asyncio.shield(done)
+            except StoreUnavailableError:
+                if rejection is None:
+                    raise
+                continue
+            if rejection is not None:
+                raise rejection
+            return
+
+    async def _flush_pending(self) -> None:
+        """Write pending changes until none are left; each write takes all that queued during the last one."""
+        try:
+            while True:
+                async with self._lock:
+                    if not self._pending_undos:
+                        return
+                    undos, self._pending_undos = self._pending_undos, []
+                    done, self._pending_done = self._pending_done, None
+                    await self._write_batch(undos, done)
+        finally:
+            self._flusher = None
+            if self._pending_undos:
+                # Only reached when this task is cancelled or fails unexpectedly.
+                self._fail_batch(self._pending_undos, self._pending_done, StoreUnavailableError("The server is stopping"))
+                self._pending_undos, self._pending_done = [], None
+
+    async def _write_batch(self, undos: list[Undo], done: asyncio.Future) -> None:
+        """Write the working copy; on failure undo `undos` and pass the error to their callers through `done`."""
+        try:
+            await self._write(before_replace=self._check_not_edited)
+        except (OSError, StoreUnavailableError) as error:
+            logger.error("Failed to write %s, so %d changes were undone: %s", self.path, len(undos), error)
+            if isinstance(error, OSError):
+                error = StoreUnavailableError(
+                    f"Could not save to {self.path}: {error.strerror or error}; nothing was changed"
+                )
+            self._fail_batch(undos, done, error)
+        except BaseException as error:
+            self._fail_batch(undos, done, error)
+            raise
+        else:
+            self.changes_written += len(undos)
+            done.set_result(None)
+
+    def _fail_batch(self, undos: list[Undo], done: asyncio.Future, error: BaseException) -> None:
+        for undo in reversed(undos):
+            undo()
+        if not done.done():
+            done.set_exception(error)
+            # Retrieved here too, in case every caller has gone.
+            done.exception()
+
+    def _check_not_edited(self) -> None:
         """Raise StoreUnavailableError if the file was edited after the pending changes began."""
         try:
             signature = _signature(os.stat(self.path))
@@ -310,13 +358,18 @@ class Store:
                 f"{self.path} was edited while the change was being saved; nothing was changed, try again"
             )
 
-    async def _write(self) -> None:
+    async def _write(self, before_replace: Callable[[], None] | None = None) -> None:
         data = orjson.dumps({"users": self._users_document(), "autos": self._autos}, option=DUMP_OPTIONS)
-        stat = await write_atomic(self.path, data)
-        # NOTE: an edit saved between the rename and this stat would be taken
-        # for our own write; the window is one system call long.
+        stat = await write_atomic(self.path, data, before_replace)
         self._disk_signature = _signature(stat)
+        self._publish()
         self.flushes += 1
+
+    def _publish(self) -> None:
+        """Show the working copy to reads; called once it is what the file holds."""
+        self._saved_users = dict(self._users)
+        self._saved_autos = dict(self._autos)
+        self._autos_json = None
 
     def _users_document(self) -> dict[str, dict[str, str]]:
         return {username: {"password_hash": password_hash} for username, password_hash in self._users.items()}
@@ -327,8 +380,10 @@ class Store:
         """Replace memory with the file's content, hashing plaintext passwords seeded by hand."""
         try:
             async with aiofiles.open(self.path, "rb") as file:
-                raw = await file.read()
+                # Taken before reading: an edit saved during the read then
+                # differs from it, and the next check loads the file again.
                 signature = _signature(os.fstat(file.fileno()))
+                raw = await file.read()
         except OSError as error:
             raise DatabaseFileError(f"{self.path}: cannot read: {error.strerror}") from None
         users, autos, plaintext = parse_document(raw, self.path)
@@ -337,8 +392,8 @@ class Store:
             users[username] = await self._hasher.hash(users[username])
 
         self._users, self._autos = users, autos
-        self._autos_json = None
         self._disk_signature = signature
+        self._publish()
         if plaintext:
             await self._write()
             logger.warning(
