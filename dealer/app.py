@@ -8,6 +8,7 @@ from aiohttp import web
 
 from dealer.accounts import Accounts
 from dealer.config import MAX_BODY_BYTES, Config
+from dealer.docs import setup_docs
 from dealer.handlers import routes
 from dealer.jwt_secret import load_or_create_secret, secret_path
 from dealer.keys import ACCOUNTS, CONFIG, STORE, TOKENS
@@ -25,6 +26,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app.cleanup_ctx.append(_services)
     app.add_routes(routes)
+    setup_docs(app)
     return app
 
 
