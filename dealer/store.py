@@ -317,8 +317,9 @@ class Store:
         finally:
             self._flusher = None
             if self._pending_undos:
-                # Only reached when this task is cancelled or fails unexpectedly.
-                self._fail_batch(self._pending_undos, self._pending_done, StoreUnavailableError("The server is stopping"))
+                # Only reached when this task is cancelled while it waits for the lock.
+                error = StoreUnavailableError("The change was not saved because the server is stopping")
+                self._fail_batch(self._pending_undos, self._pending_done, error)
                 self._pending_undos, self._pending_done = [], None
 
     async def _write_batch(self, undos: list[Undo], done: asyncio.Future) -> None:

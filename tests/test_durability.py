@@ -113,7 +113,7 @@ async def run_crash_round(
             async with session.post(f"{server.base_url}/auto/{mark}", json=AUTO, headers=headers) as response:
                 status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError):
-            return  # The process died before answering.
+            return  # The process died before it responded.
         if status != 201:
             result.unexpected.append((mark, status))
             return
@@ -130,7 +130,7 @@ async def run_crash_round(
     return result
 
 
-async def test_sigkill_during_creates_loses_no_acknowledged_create(server):
+async def test_sigkill_loses_no_acknowledged_create(server):
     rng = random.Random(4)
     server.start()
     async with new_session() as session:
@@ -165,7 +165,7 @@ async def test_stale_temp_file_removed_at_start(server):
     assert f"Removing {temp} left by an interrupted write" in server.log()
 
 
-async def test_sigterm_during_creates_keeps_every_acknowledged_create(live):
+async def test_sigterm_keeps_acknowledged_creates(live):
     acknowledged = set()
     statuses = Counter()
 
@@ -185,6 +185,8 @@ async def test_sigterm_during_creates_keeps_every_acknowledged_create(live):
 
     assert exit_code == 0
     assert set(statuses) <= {201, "connection error"}
+    # Changes that the server had received before SIGTERM got their responses.
+    assert len(acknowledged) > 50
     assert acknowledged <= set(autos_on_disk(live.server.db_path))
 
 
@@ -211,7 +213,7 @@ def flush_counts(log: str) -> tuple[int, int]:
     return int(changes), int(flushes)
 
 
-async def test_group_commit_under_32_writers_flushes_far_less_than_writes(live):
+async def test_group_commit_flushes_less_than_writes(live):
     statuses = await create_with_writers(live, GROUP_COMMIT_WRITERS, creates_per_writer=10)
     assert live.server.stop() == 0
 
@@ -236,7 +238,7 @@ async def test_concurrent_creates_of_one_mark_give_one_201(live):
     assert autos_on_disk(live.server.db_path) == {**before, "Race": AUTO}
 
 
-async def test_concurrent_distinct_creates_all_land(live):
+async def test_concurrent_distinct_creates_all_saved(live):
     marks = [f"distinct-{index}" for index in range(CREATES_PER_ROUND)]
 
     results = await asyncio.gather(*(live.request("POST", f"/auto/{mark}", AUTO) for mark in marks))
@@ -247,7 +249,7 @@ async def test_concurrent_distinct_creates_all_land(live):
     assert set(marks) <= {auto["mark"] for auto in stock}
 
 
-async def test_concurrent_changes_of_one_mark_match_a_serial_order(live):
+async def test_racing_changes_match_serial_order(live):
     """Creates, updates and deletes of one mark race; each leaves its own `handler` value."""
     requests = []
     for index in range(30):
@@ -290,3 +292,218 @@ async def test_second_server_on_same_db_exits_without_writing(live, tmp_path):
     assert live.server.db_path.read_bytes() == before_bytes
     assert live.server.db_path.stat().st_mtime_ns == before.st_mtime_ns
     assert live.server.db_path.stat().st_ino == before.st_ino
+
+
+# Hand edits
+
+AUDI = {"max_speed": 250, "distance": 500, "handler": "Audi AG", "stock": "Germany"}
+
+
+def with_auto(db_path: Path, mark: str, fields: dict) -> bytes:
+    """Return the content of db.json with one auto added, formatted as a person would leave it."""
+    document = read_db(db_path)
+    document["autos"][mark] = fields
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+
+def save_by_rename(path: Path, data: bytes) -> None:
+    """Save the way most editors do: write a new file beside `path`, then rename it over `path`."""
+    new_file = path.with_name(path.name + "~")
+    new_file.write_bytes(data)
+    os.replace(new_file, path)
+
+
+def save_in_place(path: Path, data: bytes) -> None:
+    """Overwrite `path` through the same inode, as `nano` and shell redirection do."""
+    with path.open("r+b") as file:
+        file.write(data)
+        file.truncate()
+
+
+SAVES = [save_by_rename, save_in_place]
+
+
+@pytest.mark.parametrize("save", SAVES)
+async def test_change_applies_on_top_of_hand_edit(live, save):
+    db_path = live.server.db_path
+    save(db_path, with_auto(db_path, "Audi", AUDI))
+
+    status, body = await live.request("POST", "/auto/Volvo", AUTO)
+
+    assert (status, body) == (201, {"Message": "Auto created"})
+    assert autos_on_disk(db_path)["Audi"] == AUDI
+    assert autos_on_disk(db_path)["Volvo"] == AUTO
+    assert f"Reloaded {db_path} after a hand edit" in live.server.log()
+
+
+@pytest.mark.parametrize("save", SAVES)
+async def test_reads_see_hand_edit(live, save):
+    save(live.server.db_path, with_auto(live.server.db_path, "Audi", AUDI))
+
+    async def audi_found() -> bool:
+        status, _ = await live.request("GET", "/auto/Audi")
+        return status == 200
+
+    assert await wait_until(audi_found)
+    assert await live.request("GET", "/auto/Audi") == (200, {"mark": "Audi", **AUDI})
+    assert f"Reloaded {live.server.db_path} after a hand edit" in live.server.log()
+
+
+async def test_own_writes_not_taken_for_hand_edits(live):
+    for mark in ("Volvo", "Saab", "Scania"):
+        assert (await live.request("POST", f"/auto/{mark}", AUTO))[0] == 201
+
+    await asyncio.sleep(1.5)
+
+    assert "Reloaded" not in live.server.log()
+
+
+def broken_document(db_path: Path) -> bytes:
+    """Return db.json with an auto added by hand and a trailing comma at line 4, column 30."""
+    users = orjson.dumps(read_db(db_path)["users"]).decode()
+    return (
+        "{\n"
+        f'  "users": {users},\n'
+        '  "autos": {\n'
+        '    "Audi": {"max_speed": 250,}\n'
+        "  }\n"
+        "}\n"
+    ).encode()
+
+
+async def test_invalid_hand_edit_refuses_changes_with_503(live):
+    db_path = live.server.db_path
+    broken = broken_document(db_path)
+    save_by_rename(db_path, broken)
+
+    status, body = await live.request("POST", "/auto/Volvo", AUTO)
+
+    assert status == 503
+    assert body == {
+        "Error": f"{db_path}: invalid JSON at line 4, column 30: trailing comma is not allowed; "
+        "fix the file, then retry the change"
+    }
+    assert f"Cannot load the hand edit, so changes are refused until it is fixed: {db_path}: invalid JSON" in (
+        live.server.log()
+    )
+
+
+async def test_invalid_hand_edit_keeps_reads_from_memory(live):
+    _, stock_before = await live.request("GET", "/stock")
+    save_by_rename(live.server.db_path, broken_document(live.server.db_path))
+
+    await asyncio.sleep(1.5)
+
+    assert await live.request("GET", "/stock") == (200, stock_before)
+    assert "Cannot load the hand edit" in live.server.log()
+
+
+async def test_invalid_hand_edit_never_overwritten(live):
+    db_path = live.server.db_path
+    broken = broken_document(db_path)
+    save_in_place(db_path, broken)
+
+    for mark in ("Volvo", "Saab"):
+        assert (await live.request("POST", f"/auto/{mark}", AUTO))[0] == 503
+    await asyncio.sleep(1.5)
+    assert live.server.stop() == 0
+
+    assert db_path.read_bytes() == broken
+
+
+async def test_wrong_shape_hand_edit_refuses_changes_with_503(live):
+    document = read_db(live.server.db_path)
+    document["autos"] = ["Audi"]
+    save_by_rename(live.server.db_path, orjson.dumps(document))
+
+    status, body = await live.request("PUT", "/auto/BMW", {"distance": 1})
+
+    assert (status, body) == (
+        503,
+        {"Error": f'{live.server.db_path}: "autos" must be an object; fix the file, then retry the change'},
+    )
+
+
+async def test_fixed_hand_edit_accepts_changes_again(live):
+    db_path = live.server.db_path
+    fixed = with_auto(db_path, "Audi", AUDI)
+    save_by_rename(db_path, broken_document(db_path))
+    assert (await live.request("POST", "/auto/Volvo", AUTO))[0] == 503
+
+    save_by_rename(db_path, fixed)
+    status, body = await live.request("POST", "/auto/Volvo", AUTO)
+
+    assert (status, body) == (201, {"Message": "Auto created"})
+    assert autos_on_disk(db_path) == {**orjson.loads(fixed)["autos"], "Volvo": AUTO}
+
+
+# Disk failures
+
+
+@pytest.fixture
+async def live_large_db(server):
+    """A running server over a db.json larger than its log file, so that a file size limit stops only the db."""
+    seed = {**AUTO, "handler": "h" * 200}
+    write_db(server.db_path, autos={f"seed-{index}": seed for index in range(100)})
+    server.start()
+    async with new_session() as session:
+        headers = await register_and_log_in(session, server.base_url)
+        yield Live(server, session, headers)
+
+
+async def test_file_size_limit_gives_503_and_keeps_file(live_large_db):
+    live = live_large_db
+    db_path = live.server.db_path
+    before = db_path.read_bytes()
+    _, hard_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(live.server.process.pid, resource.RLIMIT_FSIZE, (len(before) + 50, hard_limit))
+
+    status, body = await live.request("POST", "/auto/Volvo", {**AUTO, "handler": "v" * 200})
+
+    assert (status, body) == (503, {"Error": f"Could not save to {db_path}: File too large; nothing was changed"})
+    assert db_path.read_bytes() == before
+    assert not db_path.with_name("db.json.tmp").exists()
+    assert "Failed to write" in live.server.log()
+
+
+async def test_file_size_limit_undoes_change_in_memory(live_large_db):
+    live = live_large_db
+    _, hard_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = live.server.db_path.stat().st_size + 50
+    resource.prlimit(live.server.process.pid, resource.RLIMIT_FSIZE, (limit, hard_limit))
+    first, _ = await live.request("POST", "/auto/Volvo", {**AUTO, "handler": "v" * 200})
+
+    second, _ = await live.request("POST", "/auto/Volvo", {**AUTO, "handler": "v" * 200})
+    read = await live.request("GET", "/auto/Volvo")
+
+    assert (first, second) == (503, 503)
+    assert read == (404, {"Error": "Auto with that mark not found"})
+
+
+async def test_server_writes_again_once_disk_failure_ends(live_large_db):
+    live = live_large_db
+    _, hard_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = live.server.db_path.stat().st_size + 50
+    resource.prlimit(live.server.process.pid, resource.RLIMIT_FSIZE, (limit, hard_limit))
+    assert (await live.request("POST", "/auto/Volvo", AUTO))[0] == 503
+
+    resource.prlimit(live.server.process.pid, resource.RLIMIT_FSIZE, (hard_limit, hard_limit))
+    status, body = await live.request("POST", "/auto/Volvo", AUTO)
+
+    assert (status, body) == (201, {"Message": "Auto created"})
+    assert autos_on_disk(live.server.db_path)["Volvo"] == AUTO
+
+
+async def test_temp_path_taken_by_folder_gives_503(live):
+    db_path = live.server.db_path
+    before = db_path.read_bytes()
+    temp = db_path.with_name("db.json.tmp")
+    temp.mkdir()
+
+    failed = await live.request("POST", "/auto/Volvo", AUTO)
+    temp.rmdir()
+    retried = await live.request("POST", "/auto/Volvo", AUTO)
+
+    assert failed == (503, {"Error": f"Could not save to {db_path}: Is a directory; nothing was changed"})
+    assert retried == (201, {"Message": "Auto created"})
+    assert orjson.loads(before)["autos"] | {"Volvo": AUTO} == autos_on_disk(db_path)
