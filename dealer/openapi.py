@@ -40,11 +40,13 @@ SAMPLE_CREDENTIALS = {"username": "student", "password": "qwert"}
 
 DESCRIPTION = """\
 A REST API for a car dealer. Register with `POST /register`, get an access token from `POST /auth`,
-then send it in the `Authorization` header to `/stock` and `/auto/{{mark}}`.
+then send it in the `Authorization` header to `/stock` and `/auto/{{mark}}`. On this page: run
+`POST /register` and `POST /auth` with "Try it out", copy `access_token` from the response, click
+"Authorize" and paste the token alone, without `Bearer`.
 
-Every body is a JSON object, parsed as JSON whatever `Content-Type` says. Bodies larger than
-{max_body} bytes get 413. Every failure is answered as `{{"Error": "<message>"}}`: an unknown
-route gets 404 `{{"Error": "{not_found}"}}`, a method that the route does not have gets
+Every body is a JSON object, parsed as JSON whatever the `Content-Type` header is. Bodies larger than
+{max_body} bytes ({max_body_kib} KiB) get 413. Every failure is answered as
+`{{"Error": "<message>"}}`: an unknown route gets 404 `{{"Error": "{not_found}"}}`, a method that the route does not have gets
 405 `{{"Error": "{not_allowed}"}}` with an `Allow` header, and an unexpected failure gets
 500 `{{"Error": "Internal server error"}}`.
 """
@@ -73,7 +75,7 @@ def _object_schema(properties: dict, required: list[str] | None = None) -> dict:
 
 
 def _fixed_text_object(key: str, messages: list[str] | None) -> dict:
-    """Schema of `{key: message}`; with `messages`, only those exact texts conform."""
+    """Build the schema of `{key: message}`; with `messages`, only those exact texts conform."""
     text = {"type": "string"}
     if messages:
         text["enum"] = messages
@@ -92,8 +94,10 @@ def _message_response(description: str, message: str) -> dict:
     return {"description": description, "content": content}
 
 
-def _error_response(description: str, examples: dict[str, str], fixed: bool = False, headers: dict | None = None) -> dict:
-    """A `{"Error": ...}` response; with `fixed`, the example messages are the only ones the server sends."""
+def _error_response(
+    description: str, examples: dict[str, str], fixed: bool = False, headers: dict | None = None
+) -> dict:
+    """Build an `{"Error": ...}` response; with `fixed`, the example messages are the only ones the server sends."""
     schema = _fixed_text_object("Error", list(examples.values()) if fixed else None)
     content = _json_content(schema, {name: {"Error": message} for name, message in examples.items()})
     response = {"description": description, "content": content}
@@ -184,7 +188,7 @@ def _auto_examples() -> dict[str, str]:
 
 
 def _common_responses() -> dict:
-    """Responses shared by several operations: bad input, token problems, large bodies, failed writes."""
+    """Build the responses shared by several operations: bad input, token problems, large bodies, failed writes."""
     mark_too_long = _rejection(lambda: validate_mark("x" * (MAX_MARK_LENGTH + 1)))
     www_authenticate = {
         "WWW-Authenticate": {
@@ -202,9 +206,11 @@ def _common_responses() -> dict:
         "AutoInvalid": _error_response(
             "The mark or the body breaks an input rule; the message names the field and the problem.", _auto_examples()
         ),
-        "MarkInvalid": _error_response("The mark in the URL is too long.", {"mark too long": mark_too_long}, fixed=True),
+        "MarkInvalid": _error_response(
+            "The mark in the URL is too long.", {"mark too long": mark_too_long}, fixed=True
+        ),
         "Unauthorized": _error_response(
-            "The access token is missing or cannot be trusted; the message says why.",
+            "The access token is missing or cannot be trusted; the message gives the reason.",
             {
                 "missing header": MissingTokenError.message,
                 "unknown scheme": "Unsupported Authorization scheme; send 'Bearer <token>' or 'JWT <token>'",
@@ -215,9 +221,7 @@ def _common_responses() -> dict:
             },
             headers=www_authenticate,
         ),
-        "AutoNotFound": _error_response(
-            "No auto has this mark.", {"not found": AutoNotFoundError.message}, fixed=True
-        ),
+        "AutoNotFound": _error_response("No auto has this mark.", {"not found": AutoNotFoundError.message}, fixed=True),
         "BodyTooLarge": _error_response(
             f"The body is larger than {MAX_BODY_BYTES} bytes.",
             {"too large": f"Request body is larger than {MAX_BODY_BYTES} bytes"},
@@ -231,9 +235,7 @@ def _common_responses() -> dict:
                 "nothing was changed, try again",
             },
         ),
-        "NotFound": _error_response(
-            "No route has this path.", {"not found": MESSAGE_BY_HTTP_STATUS[404]}, fixed=True
-        ),
+        "NotFound": _error_response("No route has this path.", {"not found": MESSAGE_BY_HTTP_STATUS[404]}, fixed=True),
         "MethodNotAllowed": _error_response(
             "The route exists but not with this method; `Allow` lists the methods it has.",
             {"not allowed": MESSAGE_BY_HTTP_STATUS[405]},
@@ -318,7 +320,9 @@ def _auto_paths() -> dict:
         "responses": {
             "200": {
                 "description": "The auto.",
-                "content": {"application/json": {"schema": _ref("Auto"), "example": {"mark": SAMPLE_MARK, **SAMPLE_AUTO}}},
+                "content": {
+                    "application/json": {"schema": _ref("Auto"), "example": {"mark": SAMPLE_MARK, **SAMPLE_AUTO}}
+                },
             },
             "400": _shared("MarkInvalid"),
             "401": _shared("Unauthorized"),
@@ -370,7 +374,13 @@ def _auto_paths() -> dict:
             "503": _shared("StoreUnavailable"),
         },
     }
-    auto = {"parameters": [mark_parameter], "get": get_auto, "post": create_auto, "put": update_auto, "delete": delete_auto}
+    auto = {
+        "parameters": [mark_parameter],
+        "get": get_auto,
+        "post": create_auto,
+        "put": update_auto,
+        "delete": delete_auto,
+    }
     return {"/stock": {"get": stock}, "/auto/{mark}": auto}
 
 
@@ -379,13 +389,17 @@ def _docs_paths() -> dict:
         "tags": ["docs"],
         "summary": "This OpenAPI document",
         "operationId": "openapiDocument",
-        "responses": {"200": {"description": "The document.", "content": {"application/json": {"schema": {"type": "object"}}}}},
+        "responses": {
+            "200": {"description": "The document.", "content": {"application/json": {"schema": {"type": "object"}}}}
+        },
     }
     page = {
         "tags": ["docs"],
         "summary": "Swagger UI for this document",
         "operationId": "docsPage",
-        "responses": {"200": {"description": "The HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        "responses": {
+            "200": {"description": "The HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+        },
     }
     return {"/openapi.json": {"get": document}, "/docs": {"get": page}}
 
@@ -393,7 +407,10 @@ def _docs_paths() -> dict:
 def build_document() -> dict:
     """Build the OpenAPI document of every route."""
     description = DESCRIPTION.format(
-        max_body=MAX_BODY_BYTES, not_found=MESSAGE_BY_HTTP_STATUS[404], not_allowed=MESSAGE_BY_HTTP_STATUS[405]
+        max_body=MAX_BODY_BYTES,
+        max_body_kib=MAX_BODY_BYTES // 1024,
+        not_found=MESSAGE_BY_HTTP_STATUS[404],
+        not_allowed=MESSAGE_BY_HTTP_STATUS[405],
     )
     return {
         "openapi": OPENAPI_VERSION,

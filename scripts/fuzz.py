@@ -105,7 +105,9 @@ def schemathesis_command(base_url: str, token: str, args: argparse.Namespace) ->
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=500, help="test cases per operation and phase (default: %(default)s)")
+    parser.add_argument(
+        "--max-examples", type=int, default=500, help="test cases per operation and phase (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed, for repeatable runs (default: %(default)s)")
     args, args.extra = parser.parse_known_args()
     return args
@@ -123,7 +125,16 @@ def main() -> int:
 
         with log_path.open("wb") as log:
             server = subprocess.Popen(
-                [sys.executable, str(ROOT / "run.py"), "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path)],
+                [
+                    sys.executable,
+                    str(ROOT / "run.py"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--db",
+                    str(db_path),
+                ],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -134,7 +145,9 @@ def main() -> int:
         except (RuntimeError, OSError) as error:
             server.kill()
             server.wait()
-            print(f"fuzz: failed to start: {error}; server log:\n{log_path.read_text(encoding='utf-8')}", file=sys.stderr)
+            print(
+                f"fuzz: failed to start: {error}; server log:\n{log_path.read_text(encoding='utf-8')}", file=sys.stderr
+            )
             return 1
 
         try:

@@ -24,7 +24,9 @@ def _example(response_name: str, example_name: str) -> dict:
 
 def _text_limits(schema_name: str) -> list[tuple[str, int]]:
     properties = SCHEMAS[schema_name]["properties"]
-    return [(name, spec["maxLength"]) for name, spec in properties.items() if spec["type"] == "string" and name != "mark"]
+    return [
+        (name, spec["maxLength"]) for name, spec in properties.items() if spec["type"] == "string" and name != "mark"
+    ]
 
 
 def _number_fields(schema_name: str) -> list[str]:
@@ -76,10 +78,7 @@ async def test_document_lists_every_route(client):
         if route.method != "HEAD" and not path.startswith("/docs/"):
             served.add((route.method.lower(), path))
     documented = {
-        (method, path)
-        for path, item in DOCUMENT["paths"].items()
-        for method in item
-        if method != "parameters"
+        (method, path) for path, item in DOCUMENT["paths"].items() for method in item if method != "parameters"
     }
 
     assert documented == served
