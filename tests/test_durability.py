@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 import pytest
 
+from dealer.keys import STORE
 from tests.conftest import AUTO, USERNAME, ServerProcess, read_db, register_and_log_in, write_db
 
 CREATES_PER_ROUND = 200
@@ -224,6 +225,20 @@ async def test_group_commit_flushes_less_than_writes(live):
     assert flushes * 4 < changes
 
 
+async def test_reads_see_create_only_once_saved(client):
+    """In process: a create waiting for its write is invisible to reads, which show only what db.json holds."""
+    store = client.server.app[STORE]
+    creating = asyncio.create_task(store.create_auto("Pending", AUTO))
+    await asyncio.sleep(0)
+
+    read_while_pending = store.get_auto("Pending")
+    await creating
+
+    assert read_while_pending is None
+    assert store.get_auto("Pending") == {"mark": "Pending", **AUTO}
+    assert autos_on_disk(store.path)["Pending"] == AUTO
+
+
 # Races
 
 
@@ -392,10 +407,11 @@ async def test_invalid_hand_edit_keeps_reads_from_memory(live):
     _, stock_before = await live.request("GET", "/stock")
     save_by_rename(live.server.db_path, broken_document(live.server.db_path))
 
-    await asyncio.sleep(1.5)
+    async def watcher_saw_edit() -> bool:
+        return "Cannot load the hand edit" in live.server.log()
 
+    assert await wait_until(watcher_saw_edit)
     assert await live.request("GET", "/stock") == (200, stock_before)
-    assert "Cannot load the hand edit" in live.server.log()
 
 
 async def test_invalid_hand_edit_never_overwritten(live):
