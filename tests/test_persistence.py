@@ -6,6 +6,8 @@ import logging
 import orjson
 import pytest
 
+from aiohttp.test_utils import TestServer
+
 from dealer import create_app
 from dealer.errors import DatabaseFileError
 from dealer.tokens import TokenCodec
@@ -240,6 +242,15 @@ async def test_write_works_after_disk_recovers(stocked, db_path, failing_disk):
 # Bad files at start-up
 
 
+async def start_and_stop(config) -> None:
+    """Start the app on a loopback port and stop it; a start-up error propagates."""
+    server = TestServer(create_app(config))
+    try:
+        await server.start_server()
+    finally:
+        await server.close()
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -248,11 +259,11 @@ async def test_write_works_after_disk_recovers(stocked, db_path, failing_disk):
         (b"", "invalid JSON at line 1, column 1: Input is a zero-length, empty document"),
     ],
 )
-async def test_invalid_json_stops_start(aiohttp_client, config, db_path, content, problem):
+async def test_invalid_json_stops_start(config, db_path, content, problem):
     db_path.write_bytes(content)
 
     with pytest.raises(DatabaseFileError) as raised:
-        await aiohttp_client(create_app(config))
+        await start_and_stop(config)
 
     assert str(raised.value) == f"{db_path}: {problem}"
     assert db_path.read_bytes() == content
@@ -298,12 +309,12 @@ async def test_invalid_json_stops_start(aiohttp_client, config, db_path, content
         ),
     ],
 )
-async def test_wrong_shape_stops_start(aiohttp_client, config, db_path, document, problem):
+async def test_wrong_shape_stops_start(config, db_path, document, problem):
     content = orjson.dumps(document, option=orjson.OPT_INDENT_2)
     db_path.write_bytes(content)
 
     with pytest.raises(DatabaseFileError) as raised:
-        await aiohttp_client(create_app(config))
+        await start_and_stop(config)
 
     assert str(raised.value) == f"{db_path}: {problem}"
     assert db_path.read_bytes() == content
@@ -312,7 +323,7 @@ async def test_wrong_shape_stops_start(aiohttp_client, config, db_path, document
 async def test_start_works_after_file_fixed(aiohttp_client, config, db_path):
     db_path.write_bytes(b"{")
     with pytest.raises(DatabaseFileError):
-        await aiohttp_client(create_app(config))
+        await start_and_stop(config)
 
     write_db(db_path, autos={"BMW": AUTO})
     client = await aiohttp_client(create_app(config))

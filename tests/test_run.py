@@ -1,6 +1,7 @@
 """run.py as a real process on loopback: options, logs, shutdown and start-up failures."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -205,3 +206,13 @@ async def test_zero_token_ttl_rejected(server):
 
     assert process.wait(EXIT_TIMEOUT) == 2
     assert "--token-ttl must be a positive number of seconds" in server.log()
+
+
+async def test_ctrl_c_exits_cleanly(server):
+    process = server.start()
+
+    process.send_signal(signal.SIGINT)
+
+    assert process.wait(EXIT_TIMEOUT) == 0
+    assert "Stopped" in server.log()
+    assert "Traceback" not in server.log()
