@@ -40,6 +40,8 @@ class NumberField:
 
     def problem(self, value: Any) -> str | None:
         """Describe what is wrong with a value, or return None if it is valid."""
+        # NOTE: orjson parses an integer above 2**64 - 1 as a float, so such
+        # an integer is accepted but stored and answered as a float (1e+23).
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if is_number and math.isfinite(value) and value >= 0:
             return None
