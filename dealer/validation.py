@@ -4,7 +4,6 @@ The field tables below are the single source of these rules: the validators
 read them, and the OpenAPI document is generated from them.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,9 @@ import orjson
 from dealer.errors import InvalidInputError
 
 MAX_MARK_LENGTH = 200
+# The largest integer that orjson reads and writes as an integer; past it,
+# orjson reads an integer literal as a float, so larger numbers are rejected.
+MAX_NUMBER = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -34,21 +36,21 @@ class TextField:
 
 @dataclass(frozen=True)
 class NumberField:
-    """A finite number that is zero or more; integers stay integers."""
+    """A number from 0 to MAX_NUMBER; integers stay integers."""
 
     name: str
 
     def problem(self, value: Any) -> str | None:
         """Describe what is wrong with a value, or return None if it is valid."""
-        # NOTE: orjson parses an integer above 2**64 - 1 as a float, so such
-        # an integer is accepted but stored and answered as a float (1e+23).
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if is_number and math.isfinite(value) and value >= 0:
-            return None
-        return f"Field '{self.name}' must be a non-negative number"
+        if not is_number or not value >= 0:
+            return f"Field '{self.name}' must be a non-negative number"
+        if value > MAX_NUMBER:
+            return f"Field '{self.name}' must be at most {MAX_NUMBER}"
+        return None
 
     def schema(self) -> dict:
-        return {"type": "number", "minimum": 0}
+        return {"type": "number", "minimum": 0, "maximum": MAX_NUMBER}
 
 
 CREDENTIAL_FIELDS = (TextField("username", 150), TextField("password", 1024))

@@ -381,3 +381,25 @@ async def test_put_with_one_bad_field_changes_nothing(client, db_path, auth_head
 
     response = await client.get("/auto/BMW", headers=auth_headers)
     assert await response.json() == {"mark": "BMW", **AUTO}
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [b"18446744073709551616", b"100000000000000000000000", b"1.9e19"],
+)
+async def test_number_field_above_max(client, db_path, auth_headers, literal):
+    raw = b'{"max_speed": ' + literal + b', "distance": 400, "handler": "Auto Motors", "stock": "Germany"}'
+    error = "Field 'max_speed' must be at most 18446744073709551615"
+
+    await assert_rejected(client, db_path, "POST", "/auto/Audi", 400, error, data=raw, headers=auth_headers)
+
+
+async def test_number_field_at_max_stays_int(client, db_path, auth_headers):
+    raw = b'{"max_speed": 18446744073709551615, "distance": 400, "handler": "Auto Motors", "stock": "Germany"}'
+
+    created = await client.post("/auto/Audi", data=raw, headers=auth_headers)
+    fetched = await client.get("/auto/Audi", headers=auth_headers)
+
+    assert created.status == 201
+    assert (await fetched.json())["max_speed"] == 18446744073709551615
+    assert read_db(db_path)["autos"]["Audi"]["max_speed"] == 18446744073709551615
