@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     # The same event loop as run.py picks, so that the comparison measures the app, not the loop.
-    from run import new_event_loop
+    from dealer.serving import new_event_loop
 
     web.run_app(create_baseline_app(), host=args.host, port=args.port, access_log=None, print=None, loop=new_event_loop())
     return 0
