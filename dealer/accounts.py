@@ -18,8 +18,8 @@ class Accounts:
         return self._tokens.ttl
 
     async def register(self, username: str, password: str) -> None:
-        # Checked before hashing to answer a duplicate at once; the store
-        # checks again under its lock for a race between two registrations.
+        # Checked before hashing to reject a duplicate at once. The store
+        # checks again under its lock, in case two registrations race.
         if self._store.has_user(username):
             raise UserExistsError()
         password_hash = await self._hasher.hash(password)
@@ -28,8 +28,8 @@ class Accounts:
     async def log_in(self, username: str, password: str) -> str:
         """Return a new access token, or raise InvalidCredentialsError.
 
-        An unknown user is checked against a dummy hash, so that the answer
-        time does not tell whether the user exists.
+        An unknown user is checked against a dummy hash, so that the response
+        time does not reveal whether the user exists.
         """
         stored_hash = self._store.password_hash(username)
         matches = await self._hasher.verify(password, stored_hash or self._hasher.dummy_hash)

@@ -10,7 +10,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Config:
-    """Where the data lives and how access tokens are signed.
+    """Database path, token signing key and token lifetime of one server.
 
     `jwt_secret` of None means: read the secret from the file beside the
     database, creating it on first start.

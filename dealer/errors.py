@@ -5,7 +5,7 @@ The HTTP status of each class is chosen in one place, `dealer.middlewares`.
 
 
 class DealerError(Exception):
-    """Base class; `message` is the text the client sees."""
+    """Base class; `message` is the default text sent to the client."""
 
     message = "Request failed"
 
@@ -30,7 +30,7 @@ class InvalidCredentialsError(DealerError):
 
 
 class AuthenticationError(DealerError):
-    """The access token is missing or cannot be trusted; the text says why."""
+    """The access token is missing or invalid; the message explains why."""
 
 
 class MissingTokenError(AuthenticationError):
@@ -54,7 +54,7 @@ class StoreUnavailableError(DealerError):
 
 
 class StartupError(Exception):
-    """The server cannot start; the text says why and what to do."""
+    """The server cannot start; the message explains why and what to do."""
 
 
 class DatabaseFileError(StartupError):

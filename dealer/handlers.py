@@ -1,4 +1,4 @@
-"""Route handlers: parse the request, call the store or accounts, answer JSON."""
+"""Route handlers: parse the request, call the store or accounts, return JSON."""
 
 from aiohttp import web
 

@@ -64,7 +64,7 @@ AUTO_FIELD_NAMES = tuple(field.name for field in AUTO_FIELDS)
 
 
 def parse_json_object(raw: bytes) -> dict:
-    """Parse a request body that must be a JSON object, whatever its Content-Type says."""
+    """Parse a request body that must be a JSON object, regardless of its Content-Type."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
