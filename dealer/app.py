@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -13,7 +12,7 @@ from dealer.handlers import routes
 from dealer.jwt_secret import load_or_create_secret, secret_path
 from dealer.keys import ACCOUNTS, CONFIG, STORE, TOKENS
 from dealer.middlewares import auth_middleware, error_middleware
-from dealer.passwords import PasswordHasher
+from dealer.passwords import PasswordHasher, hashing_executor
 from dealer.store import Store
 from dealer.tokens import TokenCodec
 
@@ -33,9 +32,7 @@ def create_app(config: Config) -> web.Application:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     """Open the store and build the objects that handlers use; close them on shutdown."""
     config = app[CONFIG]
-    # One thread: password hashing then takes at most one core, and the
-    # event loop keeps serving other requests while logins queue.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-hashing")
+    executor = hashing_executor()
     hasher = PasswordHasher(executor)
     store = Store(config.db_path, hasher)
     await store.open()

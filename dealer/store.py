@@ -36,9 +36,6 @@ WATCH_INTERVAL = 1.0
 DUMP_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 USERNAME_FIELD, PASSWORD_FIELD = CREDENTIAL_FIELDS
 
-Undo = Callable[[], None]
-
-
 def _signature(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
@@ -133,7 +130,8 @@ class Store:
         self._rejected_signature: tuple[int, int, int] | None = None
         self._rejected_error: DatabaseFileError | None = None
 
-        self._pending_undos: list[Undo] = []
+        # Changes applied to the working copy and not yet written.
+        self._pending_changes = 0
         self._pending_done: asyncio.Future | None = None
         self._flusher: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
@@ -223,50 +221,39 @@ class Store:
     # Changes
 
     async def add_user(self, username: str, password_hash: str) -> None:
-        def apply() -> Undo:
+        def apply() -> None:
             if username in self._users:
                 raise UserExistsError()
             self._users[username] = password_hash
-            return lambda: self._users.pop(username)
 
         await self._commit(apply)
 
     async def create_auto(self, mark: str, fields: dict) -> None:
-        def apply() -> Undo:
+        def apply() -> None:
             if mark in self._autos:
                 raise AutoExistsError()
             self._autos[mark] = dict(fields)
-            return lambda: self._autos.pop(mark)
 
         await self._commit(apply)
 
     async def update_auto(self, mark: str, fields: dict) -> None:
-        def apply() -> Undo:
+        def apply() -> None:
             previous = self._autos.get(mark)
             if previous is None:
                 raise AutoNotFoundError()
             self._autos[mark] = {**previous, **fields}
-            return lambda: self._autos.__setitem__(mark, previous)
 
         await self._commit(apply)
 
     async def delete_auto(self, mark: str) -> None:
-        def apply() -> Undo:
+        def apply() -> None:
             if mark not in self._autos:
                 raise AutoNotFoundError()
-            items = list(self._autos.items())
-            position = list(self._autos).index(mark)
             del self._autos[mark]
-
-            def undo() -> None:
-                # Restore the stored order, which /stock reports.
-                self._autos = dict(items[:position] + [(mark, items[position][1])] + items[position + 1 :])
-
-            return undo
 
         await self._commit(apply)
 
-    async def _commit(self, apply: Callable[[], Undo]) -> None:
+    async def _commit(self, apply: Callable[[], None]) -> None:
         """Apply a change in memory and wait until a write has put it on disk.
 
         A change rejected because of changes that are still waiting for their
@@ -275,18 +262,19 @@ class Store:
         """
         while True:
             async with self._lock:
-                if not self._pending_undos:
+                if not self._pending_changes:
                     # Pending changes were applied on top of the file as it is now,
                     # so only the first change of a batch needs to look at the disk.
                     await self._sync_with_disk()
                 rejection: DealerError | None = None
                 try:
-                    self._pending_undos.append(apply())
+                    apply()
                 except DealerError as error:
                     if self._pending_done is None:
                         raise
                     rejection = error
                 else:
+                    self._pending_changes += 1
                     if self._pending_done is None:
                         self._pending_done = asyncio.get_running_loop().create_future()
                     if self._flusher is None:
@@ -309,40 +297,43 @@ class Store:
         try:
             while True:
                 async with self._lock:
-                    if not self._pending_undos:
+                    if not self._pending_changes:
                         return
-                    undos, self._pending_undos = self._pending_undos, []
+                    changes, self._pending_changes = self._pending_changes, 0
                     done, self._pending_done = self._pending_done, None
-                    await self._write_batch(undos, done)
+                    await self._write_batch(changes, done)
         finally:
             self._flusher = None
-            if self._pending_undos:
+            if self._pending_changes:
                 # Only reached when this task is cancelled while it waits for the lock.
                 error = StoreUnavailableError("The change was not saved because the server is stopping")
-                self._fail_batch(self._pending_undos, self._pending_done, error)
-                self._pending_undos, self._pending_done = [], None
+                self._fail_batch(self._pending_done, error)
+                self._pending_changes, self._pending_done = 0, None
 
-    async def _write_batch(self, undos: list[Undo], done: asyncio.Future) -> None:
-        """Write the working copy; on failure undo `undos` and pass the error to their callers through `done`."""
+    async def _write_batch(self, changes: int, done: asyncio.Future) -> None:
+        """Write the working copy; on failure undo its `changes` and pass the error to their callers through `done`."""
         try:
             await self._write(before_replace=self._check_not_edited)
         except (OSError, StoreUnavailableError) as error:
-            logger.error("Failed to write %s, so %d changes were undone: %s", self.path, len(undos), error)
+            logger.error("Failed to write %s, so %d changes were undone: %s", self.path, changes, error)
             if isinstance(error, OSError):
                 error = StoreUnavailableError(
                     f"Could not save to {self.path}: {error.strerror or error}; nothing was changed"
                 )
-            self._fail_batch(undos, done, error)
+            self._fail_batch(done, error)
         except BaseException as error:
-            self._fail_batch(undos, done, error)
+            self._fail_batch(done, error)
             raise
         else:
-            self.changes_written += len(undos)
+            self.changes_written += changes
             done.set_result(None)
 
-    def _fail_batch(self, undos: list[Undo], done: asyncio.Future, error: BaseException) -> None:
-        for undo in reversed(undos):
-            undo()
+    def _fail_batch(self, done: asyncio.Future, error: BaseException) -> None:
+        """Reset the working copy to the saved copy, undoing every pending change, and fail their callers."""
+        # The saved copy is the state before the batch, because a batch
+        # takes all pending changes and none can start during its write.
+        self._users = dict(self._saved_users)
+        self._autos = dict(self._saved_autos)
         if not done.done():
             done.set_exception(error)
             # Retrieved here too, in case every caller has gone.
@@ -448,7 +439,7 @@ class Store:
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             async with self._lock:
-                if self._pending_undos:
+                if self._pending_changes:
                     continue
                 try:
                     await self._sync_with_disk()
