@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from bench import seed
-from bench.wrk import Result, Wrk, create_autos_script, finish, get_script, post_json_script, require_wrk
+from bench.wrk import Result, Wrk, create_and_delete_script, finish, get_script, post_json_script, require_wrk
 from dealer.tokens import TokenCodec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,15 +282,15 @@ def _run_cases(bench: Bench) -> dict:
         bench.add("GET /stock", f"{auto_count:,}", bench.measure(server, "/stock", get_script(token)))
         server.stop()
 
-    print("Durable creates", file=sys.stderr)
+    print("Durable writes", file=sys.stderr)
     auto_body = dict(seed.AUTO_FIELDS)
     for auto_count, key in ((100, "create_small"), (10_000, "create_large")):
         server, _ = bench.start_dealer(auto_count)
         token = bench.log_in(server)
-        measurement = bench.measure(server, "/auto/x", lambda phase: create_autos_script(auto_body, token, f"Bench-{phase}-"))
+        measurement = bench.measure(server, "/auto/x", lambda phase: create_and_delete_script(auto_body, token, f"Bench-{phase}-"))
         status, body = _request(server.port, "GET", "/stock", token=token)
         final_count = len(orjson.loads(body))
-        figures[key] = bench.add("durable POST /auto/<new mark>", f"{auto_count:,} → {final_count:,}", measurement)
+        figures[key] = bench.add("durable writes: POST /auto/<new mark>, DELETE an older one", f"{auto_count:,} → {final_count:,}", measurement)
         server.stop()
 
     print(f"Memory and start-up at {bench.args.big:,} autos", file=sys.stderr)

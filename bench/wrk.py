@@ -23,18 +23,29 @@ function done(summary, latency, requests)
 end
 """
 
-# Each wrk thread gets its own number, so that generated marks stay unique across threads.
-_UNIQUE_MARKS = """
+# Each wrk thread gets its own number, so that generated marks stay unique
+# across threads. Every other request deletes a mark that the thread created
+# 64 creates earlier, so the database keeps its size during the case and the
+# write cost is measured at the seeded size; the lag keeps a DELETE from
+# overtaking the POST of its mark on another connection.
+_CREATE_AND_DELETE = """
 local next_thread_id = 0
 function setup(thread)
   next_thread_id = next_thread_id + 1
   thread:set("thread_id", next_thread_id)
 end
 
-local counter = 0
+local created = 0
+local deleted = 0
+local delete_next = false
 function request()
-  counter = counter + 1
-  return wrk.format(nil, "/auto/" .. mark_prefix .. thread_id .. "-" .. counter)
+  delete_next = not delete_next
+  if delete_next and created - deleted > 64 then
+    deleted = deleted + 1
+    return wrk.format("DELETE", "/auto/" .. mark_prefix .. thread_id .. "-" .. deleted, nil, "")
+  end
+  created = created + 1
+  return wrk.format(nil, "/auto/" .. mark_prefix .. thread_id .. "-" .. created)
 end
 """
 
@@ -79,9 +90,9 @@ def post_json_script(body: dict, token: str | None = None) -> str:
     return "\n".join(lines) + "\n" + _REPORT
 
 
-def create_autos_script(body: dict, token: str, mark_prefix: str) -> str:
-    """POST `body` to a new mark `<mark_prefix><thread>-<n>` on every request."""
-    return post_json_script(body, token) + f"mark_prefix = {_lua_string(mark_prefix)}\n" + _UNIQUE_MARKS
+def create_and_delete_script(body: dict, token: str, mark_prefix: str) -> str:
+    """Alternate a POST of `body` to a new mark `<mark_prefix><thread>-<n>` with a DELETE of an older one."""
+    return post_json_script(body, token) + f"mark_prefix = {_lua_string(mark_prefix)}\n" + _CREATE_AND_DELETE
 
 
 class Wrk:
