@@ -10,6 +10,7 @@ from aiohttp import web
 
 from dealer import Config, create_app
 from dealer.config import DEFAULT_TOKEN_TTL
+from dealer.jwt_secret import SECRET_BYTES as MIN_SECRET_BYTES
 from dealer.errors import StartupError
 from dealer.serving import LOG_FORMAT, AccessLogBuffer, access_logger_class, new_event_loop
 
@@ -30,7 +31,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--db",
         type=Path,
-        default=Path(env.get("DEALER_DB", "db.json")),
+        default=env.get("DEALER_DB", "db.json"),
         help="JSON file with the users and autos, created if missing [DEALER_DB] (default: %(default)s)",
     )
     parser.add_argument(
@@ -46,8 +47,18 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         "(default: 32 random bytes generated once and kept in <db>.secret)",
     )
     args = parser.parse_args(argv)
+
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be from 1 to 65535, not {args.port}")
+    if args.db.name in ("", ".", ".."):
+        parser.error(f"--db must name a file, such as db.json, not {str(args.db)!r}")
     if args.token_ttl <= 0:
         parser.error("--token-ttl must be a positive number of seconds")
+    if args.jwt_secret and len(args.jwt_secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        parser.error(
+            f"--jwt-secret must be at least {MIN_SECRET_BYTES} bytes, as HS256 needs; "
+            "omit it to use a generated secret"
+        )
     return args
 
 

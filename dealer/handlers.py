@@ -2,16 +2,23 @@
 
 from aiohttp import web
 
-from dealer.errors import AutoNotFoundError, NoAutosError
+from dealer.errors import AutoNotFoundError, InvalidInputError, NoAutosError
 from dealer.keys import ACCOUNTS, STORE
 from dealer.responses import json_bytes_response, json_response
 from dealer.validation import parse_json_object, validate_auto, validate_credentials, validate_mark
 
 routes = web.RouteTableDef()
+# Any path segment; aiohttp's default pattern would exclude '{' and '}'.
+AUTO_PATH = "/auto/{mark:[^/]+}"
 
 
 async def _read_object(request: web.Request) -> dict:
-    return parse_json_object(await request.read())
+    try:
+        raw = await request.read()
+    except (web.RequestPayloadError, ConnectionResetError) as error:
+        # An undecodable Content-Encoding, or a client that left mid-upload.
+        raise InvalidInputError(f"Request body cannot be read: {error}") from None
+    return parse_json_object(raw)
 
 
 def _mark(request: web.Request) -> str:
@@ -45,7 +52,7 @@ async def stock(request: web.Request) -> web.Response:
     return json_bytes_response(store.autos_json())
 
 
-@routes.get("/auto/{mark}")
+@routes.get(AUTO_PATH)
 async def get_auto(request: web.Request) -> web.Response:
     auto = request.app[STORE].get_auto(_mark(request))
     if auto is None:
@@ -53,7 +60,7 @@ async def get_auto(request: web.Request) -> web.Response:
     return json_response(auto)
 
 
-@routes.post("/auto/{mark}")
+@routes.post(AUTO_PATH)
 async def create_auto(request: web.Request) -> web.Response:
     mark = _mark(request)
     fields = validate_auto(await _read_object(request), mark, partial=False)
@@ -63,7 +70,7 @@ async def create_auto(request: web.Request) -> web.Response:
     return json_response({"Message": "Auto created"}, status=201)
 
 
-@routes.put("/auto/{mark}")
+@routes.put(AUTO_PATH)
 async def update_auto(request: web.Request) -> web.Response:
     mark = _mark(request)
     fields = validate_auto(await _read_object(request), mark, partial=True)
@@ -73,7 +80,7 @@ async def update_auto(request: web.Request) -> web.Response:
     return json_response({"Message": "Auto updated"}, status=202)
 
 
-@routes.delete("/auto/{mark}")
+@routes.delete(AUTO_PATH)
 async def delete_auto(request: web.Request) -> web.Response:
     await request.app[STORE].delete_auto(_mark(request))
 

@@ -51,10 +51,10 @@ def _authenticate(request: web.Request) -> str:
     if header is None:
         raise MissingTokenError()
 
-    scheme, _, token = header.strip().partition(" ")
+    scheme, *rest = header.split(None, 1) or [""]
     if scheme.lower() not in TOKEN_SCHEMES:
         raise AuthenticationError("Unsupported Authorization scheme; send 'Bearer <token>' or 'JWT <token>'")
-    token = token.strip()
+    token = rest[0].strip() if rest else ""
     if not token:
         raise AuthenticationError("Authorization header has no token after the scheme")
 

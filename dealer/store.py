@@ -142,6 +142,8 @@ class Store:
 
     async def open(self) -> None:
         """Lock the file for this process, then load it, creating it when missing."""
+        if not self.path.parent.is_dir():
+            raise DatabaseFileError(f"{self.path}: the folder {self.path.parent} does not exist; create it first")
         try:
             self._file_lock.acquire(blocking=False)
         except filelock.Timeout:

@@ -325,3 +325,10 @@ async def test_token_rejected_after_secret_change(aiohttp_client, client, db_pat
     response = await get_stock(restarted, f"Bearer {token}")
 
     await assert_unauthorized(response, "Token signature is invalid")
+
+
+@pytest.mark.parametrize("separator", ["\t", "  ", " \t "])
+async def test_scheme_and_token_split_by_any_whitespace(client, token, separator):
+    response = await get_stock(client, f"Bearer{separator}{token}")
+
+    assert response.status == 200

@@ -341,3 +341,11 @@ async def test_unexpected_exception_is_500(aiohttp_client, config, caplog):
     await assert_json(response, 500, {"Error": "Internal server error"})
     assert "RuntimeError: boom in a handler" in caplog.text
     assert "Traceback" in caplog.text
+
+
+async def test_mark_with_braces(client, auth_headers):
+    created = await client.post("/auto/Model%20%7BX%7D", json=AUTO, headers=auth_headers)
+    fetched = await client.get("/auto/Model%20%7BX%7D", headers=auth_headers)
+
+    assert created.status == 201
+    assert await fetched.json() == {"mark": "Model {X}", **AUTO}

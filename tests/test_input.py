@@ -403,3 +403,14 @@ async def test_number_field_at_max_stays_int(client, db_path, auth_headers):
     assert created.status == 201
     assert (await fetched.json())["max_speed"] == 18446744073709551615
     assert read_db(db_path)["autos"]["Audi"]["max_speed"] == 18446744073709551615
+
+
+async def test_undecodable_content_encoding(client, db_path, auth_headers):
+    headers = {**auth_headers, "Content-Encoding": "gzip"}
+    raw = orjson.dumps(AUTO)
+
+    response = await client.post("/auto/Audi", data=raw, headers=headers)
+
+    assert response.status == 400
+    assert (await response.json())["Error"].startswith("Request body cannot be read: ")
+    assert "Audi" not in read_db(db_path)["autos"]

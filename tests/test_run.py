@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import aiohttp
+import pytest
 
 from tests.conftest import AUTO, PASSWORD, ROOT, SHIPPED_DB, USERNAME, free_port, read_db, register_and_log_in
 
@@ -216,3 +217,29 @@ async def test_ctrl_c_exits_cleanly(server):
     assert process.wait(EXIT_TIMEOUT) == 0
     assert "Stopped" in server.log()
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--port", "99999"), "--port must be from 1 to 65535, not 99999"),
+        (("--db", ""), "--db must name a file, such as db.json, not '.'"),
+        (("--jwt-secret", "short"), "--jwt-secret must be at least 32 bytes, as HS256 needs"),
+    ],
+)
+async def test_invalid_option_rejected(server, args, message):
+    process = server.start(*args, wait=False)
+
+    assert process.wait(EXIT_TIMEOUT) == 2
+    assert message in server.log()
+    assert "Traceback" not in server.log()
+
+
+async def test_db_in_missing_folder_rejected(server):
+    db_path = server.db_path.parent / "missing" / "db.json"
+
+    process = server.start("--db", str(db_path), wait=False)
+
+    assert process.wait(EXIT_TIMEOUT) == 2
+    assert f"{db_path}: the folder {db_path.parent} does not exist; create it first" in server.log()
+    assert not db_path.parent.exists()
