@@ -10,8 +10,8 @@ from aiohttp import web
 
 from dealer import Config, create_app
 from dealer.config import DEFAULT_TOKEN_TTL
-from dealer.jwt_secret import SECRET_BYTES as MIN_SECRET_BYTES
 from dealer.errors import StartupError
+from dealer.jwt_secret import SECRET_BYTES as MIN_SECRET_BYTES
 from dealer.serving import LOG_FORMAT, AccessLogBuffer, access_logger_class, new_event_loop
 
 logger = logging.getLogger("dealer")

@@ -1,5 +1,6 @@
 """Fixtures: an app over a temporary db.json, a registered user's token, and a real server process."""
 
+import functools
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,9 @@ import pytest
 from aiohttp import ClientSession
 
 from dealer import Config, create_app
+from dealer.config import DEFAULT_TOKEN_TTL
+from dealer.passwords import hash_password
+from dealer.tokens import TokenCodec
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DB = ROOT / "db.json"
@@ -21,6 +25,23 @@ SECRET = b"test-secret-of-at-least-32-bytes!"
 USERNAME = "student"
 PASSWORD = "qwert"
 AUTO = {"max_speed": 280, "distance": 400, "handler": "Auto Motors", "stock": "Germany"}
+
+
+@functools.cache
+def test_user_password_hash() -> str:
+    """Hash the test user's password once per test run; hashing costs about 50 ms."""
+    return hash_password(PASSWORD)
+
+
+def write_seeded_db(path: Path) -> Path:
+    """Write a database with the test user and the auto BMW, which saves a registration per test."""
+    write_db(path, users={USERNAME: {"password_hash": test_user_password_hash()}}, autos={"BMW": AUTO})
+    return path
+
+
+def issue_test_token() -> str:
+    """Issue an access token of the test user, signed with the tests' secret."""
+    return TokenCodec(SECRET, DEFAULT_TOKEN_TTL).issue(USERNAME)
 
 
 def write_db(path: Path, users: dict | None = None, autos: dict | None = None) -> None:

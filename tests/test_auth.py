@@ -12,13 +12,9 @@ import pytest
 
 from dealer import Config, create_app
 from dealer.jwt_secret import secret_path
-from dealer.passwords import hash_password
 from dealer.tokens import TokenCodec
-from tests.conftest import AUTO, PASSWORD, SECRET, USERNAME, read_db, write_db
+from tests.conftest import AUTO, PASSWORD, SECRET, USERNAME, issue_test_token, read_db, write_db, write_seeded_db
 
-# Hashed once for the module, so that tests start with the user in db.json
-# instead of registering it.
-PASSWORD_HASH = hash_password(PASSWORD)
 OTHER_SECRET = b"another-secret-of-at-least-32-bytes"
 REALM = 'Bearer realm="dealer"'
 
@@ -38,15 +34,13 @@ def replace_payload(token: str, payload: dict) -> str:
 @pytest.fixture
 def db_path(tmp_path):
     """A database with the test user and the auto BMW."""
-    path = tmp_path / "db.json"
-    write_db(path, users={USERNAME: {"password_hash": PASSWORD_HASH}}, autos={"BMW": AUTO})
-    return path
+    return write_seeded_db(tmp_path / "db.json")
 
 
 @pytest.fixture
 def token(client) -> str:
     """Access token of the test user, signed with the app's secret."""
-    return TokenCodec(SECRET, 3600).issue(USERNAME)
+    return issue_test_token()
 
 
 async def log_in(client) -> str:

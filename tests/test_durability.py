@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from dealer.keys import STORE
-from tests.conftest import AUTO, USERNAME, ServerProcess, read_db, register_and_log_in, write_db
+from tests.conftest import AUTO, ServerProcess, read_db, register_and_log_in, write_db
 
 CREATES_PER_ROUND = 200
 CRASH_ROUNDS = 20

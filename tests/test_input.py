@@ -3,14 +3,8 @@
 import orjson
 import pytest
 
-from dealer.config import DEFAULT_TOKEN_TTL, MAX_BODY_BYTES
-from dealer.passwords import hash_password
-from dealer.tokens import TokenCodec
-from tests.conftest import AUTO, PASSWORD, SECRET, USERNAME, read_db, write_db
-
-# Hashed once for the module: every test starts from a database that already
-# contains the test user, which saves a registration and a login per test.
-PASSWORD_HASH = hash_password(PASSWORD)
+from dealer.config import MAX_BODY_BYTES
+from tests.conftest import AUTO, PASSWORD, issue_test_token, read_db, write_seeded_db
 
 USERNAME_PROBLEM = "Field 'username' must be a non-empty string of at most 150 characters"
 PASSWORD_PROBLEM = "Field 'password' must be a non-empty string of at most 1024 characters"
@@ -32,15 +26,13 @@ def text_problem(name: str) -> str:
 @pytest.fixture
 def db_path(tmp_path):
     """A database with the test user and the auto BMW."""
-    path = tmp_path / "db.json"
-    write_db(path, users={USERNAME: {"password_hash": PASSWORD_HASH}}, autos={"BMW": AUTO})
-    return path
+    return write_seeded_db(tmp_path / "db.json")
 
 
 @pytest.fixture
 def token(client) -> str:
     """Access token of the test user, signed with the app's secret."""
-    return TokenCodec(SECRET, DEFAULT_TOKEN_TTL).issue(USERNAME)
+    return issue_test_token()
 
 
 async def assert_rejected(client, db_path, method, path, status, error, **request) -> None:

@@ -5,7 +5,6 @@ import logging
 
 import orjson
 import pytest
-
 from aiohttp.test_utils import TestServer
 
 from dealer import create_app
