@@ -5,7 +5,6 @@ file, not coordinated with.
 """
 
 import asyncio
-import codecs
 import logging
 import os
 from collections.abc import Callable
@@ -16,87 +15,25 @@ import filelock
 import orjson
 
 from dealer.atomic import temp_path, write_atomic
+from dealer.document import parse_document, serialize_document
 from dealer.errors import (
     AutoExistsError,
     AutoNotFoundError,
     DatabaseFileError,
     DatabaseLockedError,
     DealerError,
-    InvalidInputError,
     StoreUnavailableError,
     UserExistsError,
 )
-from dealer.passwords import PasswordHasher, is_password_hash
-from dealer.validation import CREDENTIAL_FIELDS, validate_auto, validate_mark
+from dealer.passwords import PasswordHasher
 
 logger = logging.getLogger(__name__)
 
 # How often the file is checked for hand edits while no change is pending, in seconds.
 WATCH_INTERVAL = 1.0
-DUMP_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
-USERNAME_FIELD, PASSWORD_FIELD = CREDENTIAL_FIELDS
 
 def _signature(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def empty_document() -> bytes:
-    return orjson.dumps({"users": {}, "autos": {}}, option=DUMP_OPTIONS)
-
-
-def parse_document(raw: bytes, path: Path) -> tuple[dict[str, str], dict[str, dict], set[str]]:
-    """Parse db.json into users, autos and the names of users seeded with a plaintext password.
-
-    A plaintext user's value in the returned users is the password itself,
-    to be hashed by the caller. Raise DatabaseFileError naming the line and
-    column of invalid JSON, or the entry with a wrong shape.
-    """
-    try:
-        document = orjson.loads(raw.removeprefix(codecs.BOM_UTF8))
-    except orjson.JSONDecodeError as error:
-        raise DatabaseFileError(
-            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-        ) from None
-
-    if not isinstance(document, dict) or not set(document) <= {"users", "autos"}:
-        raise DatabaseFileError(f'{path}: the top level must be an object with the keys "users" and "autos"')
-    users_entries = document.get("users", {})
-    autos_entries = document.get("autos", {})
-    for key, entries in (("users", users_entries), ("autos", autos_entries)):
-        if not isinstance(entries, dict):
-            raise DatabaseFileError(f'{path}: "{key}" must be an object')
-
-    users: dict[str, str] = {}
-    plaintext: set[str] = set()
-    for username, entry in users_entries.items():
-        where = f"{path}: users[{orjson.dumps(username).decode()}]"
-        problem = USERNAME_FIELD.problem(username)
-        if problem:
-            raise DatabaseFileError(f"{where}: {problem}")
-        if not isinstance(entry, dict):
-            entry = {}
-        if set(entry) == {"password_hash"} and isinstance(entry["password_hash"], str) and is_password_hash(entry["password_hash"]):
-            users[username] = entry["password_hash"]
-        elif set(entry) == {"password"} and not PASSWORD_FIELD.problem(entry["password"]):
-            users[username] = entry["password"]
-            plaintext.add(username)
-        else:
-            raise DatabaseFileError(
-                f'{where} must be {{"password_hash": "scrypt$..."}}, '
-                f'or {{"password": "..."}} to have the server hash a plaintext password'
-            )
-
-    autos: dict[str, dict] = {}
-    for mark, entry in autos_entries.items():
-        where = f"{path}: autos[{orjson.dumps(mark).decode()}]"
-        if not isinstance(entry, dict):
-            raise DatabaseFileError(f"{where} must be an object")
-        try:
-            autos[validate_mark(mark)] = validate_auto(entry, mark, partial=False)
-        except InvalidInputError as error:
-            raise DatabaseFileError(f"{where}: {error}") from None
-
-    return users, autos, plaintext
 
 
 class Store:
@@ -353,7 +290,7 @@ class Store:
             )
 
     async def _write(self, before_replace: Callable[[], None] | None = None) -> None:
-        data = orjson.dumps({"users": self._users_document(), "autos": self._autos}, option=DUMP_OPTIONS)
+        data = serialize_document(self._users, self._autos)
         stat = await write_atomic(self.path, data, before_replace)
         self._disk_signature = _signature(stat)
         self._publish()
@@ -364,9 +301,6 @@ class Store:
         self._saved_users = dict(self._users)
         self._saved_autos = dict(self._autos)
         self._autos_json = None
-
-    def _users_document(self) -> dict[str, dict[str, str]]:
-        return {username: {"password_hash": password_hash} for username, password_hash in self._users.items()}
 
     # Hand edits
 

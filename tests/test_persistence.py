@@ -306,6 +306,14 @@ async def test_invalid_json_stops_start(config, db_path, content, problem):
             {"users": {}, "autos": {"x" * 201: AUTO}},
             f'autos["{"x" * 201}"]: Mark must be 1 to 200 characters long',
         ),
+        (
+            {"users": {}, "autos": {"BMW": {"mark": "Audi", **AUTO}}},
+            'autos["BMW"]: "mark" inside the entry must equal its key, or be left out',
+        ),
+        (
+            {"users": {"student": {"password": ""}}, "autos": {}},
+            "users[\"student\"]: Field 'password' must be a non-empty string of at most 1024 characters",
+        ),
     ],
 )
 async def test_wrong_shape_stops_start(config, db_path, document, problem):
