@@ -16,6 +16,11 @@ from dealer.serving import LOG_FORMAT, AccessLogBuffer, access_logger_class, new
 
 logger = logging.getLogger("dealer")
 
+MAX_TOKEN_TTL = 10 * 365 * 24 * 3600
+# Seconds that a stop waits for requests in progress, such as a change
+# waiting for its write, before it cancels them.
+SHUTDOWN_TIMEOUT = 5.0
+
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     env = os.environ
@@ -48,12 +53,14 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
 
+    if not args.host:
+        parser.error("--host must not be empty; use 127.0.0.1 for this machine only, or 0.0.0.0 for every network")
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be from 1 to 65535, not {args.port}")
     if args.db.name in ("", ".", ".."):
         parser.error(f"--db must name a file, such as db.json, not {str(args.db)!r}")
-    if args.token_ttl <= 0:
-        parser.error("--token-ttl must be a positive number of seconds")
+    if not 0 < args.token_ttl <= MAX_TOKEN_TTL:
+        parser.error(f"--token-ttl must be from 1 to {MAX_TOKEN_TTL} seconds (10 years)")
     if args.jwt_secret and len(args.jwt_secret.encode("utf-8")) < MIN_SECRET_BYTES:
         parser.error(
             f"--jwt-secret must be at least {MIN_SECRET_BYTES} bytes, as HS256 needs; "
@@ -81,6 +88,7 @@ def main(argv: list[str]) -> int:
             port=args.port,
             access_log_class=access_logger_class(access_log),
             print=announce,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
             loop=new_event_loop(),
         )
     except StartupError as error:

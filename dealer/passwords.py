@@ -15,6 +15,9 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 SALT_BYTES = 16
+# Memory that one hash may use: 128 * n * r bytes must stay within
+# OpenSSL's default scrypt limit of 32 MiB, which maxmem=0 keeps.
+MAX_SCRYPT_MEMORY = 32 * 1024 * 1024
 KEY_BYTES = 32
 
 
@@ -48,6 +51,9 @@ def _parse(password_hash: str) -> tuple[dict[str, int], bytes, bytes]:
         params[name] = int(value)
     if set(params) != {"n", "r", "p"}:
         raise ValueError("parameters must be n, r and p")
+    n, r, p = params["n"], params["r"], params["p"]
+    if n < 2 or n & (n - 1) or r < 1 or p < 1 or 128 * n * r >= MAX_SCRYPT_MEMORY:
+        raise ValueError("n must be a power of 2, r and p at least 1, within 32 MiB of memory")
     salt = base64.b64decode(salt_text, validate=True)
     key = base64.b64decode(key_text, validate=True)
     if not salt or not key:

@@ -41,10 +41,15 @@ class AccessLogBuffer:
         self._lines.append(f"{self._second_text},{milliseconds:03d} INFO {ACCESS_LOGGER_NAME}: {message}\n")
 
     def flush(self) -> None:
-        if self._lines:
-            self._stream.write("".join(self._lines))
-            self._lines.clear()
+        lines, self._lines = self._lines, []
+        if not lines:
+            return
+        try:
+            self._stream.write("".join(lines))
             self._stream.flush()
+        except (OSError, ValueError):
+            # A full disk or a closed pipe: these lines are lost, later ones are tried again.
+            pass
 
 
 def access_logger_class(buffer: AccessLogBuffer) -> type[web.AbstractAccessLogger]:
@@ -59,9 +64,10 @@ def access_logger_class(buffer: AccessLogBuffer) -> type[web.AbstractAccessLogge
             if self._remote is None:
                 self._remote = request.remote or "-"
             version = request.version
+            # Milliseconds: the resolution of uvloop's clock, which times the request.
             buffer.add(
                 f'{self._remote} "{request.method} {request.raw_path} HTTP/{version.major}.{version.minor}" '
-                f"{response.status} {response.body_length} {elapsed:06f}s"
+                f"{response.status} {response.body_length} {elapsed:.3f}s"
             )
 
         @property

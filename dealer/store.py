@@ -66,6 +66,7 @@ class Store:
         # A hand edit that could not be loaded, kept so that it is logged once.
         self._rejected_signature: tuple[int, int, int] | None = None
         self._rejected_error: DatabaseFileError | None = None
+        self._last_rewrite_error: str | None = None
 
         # Changes applied to the working copy and not yet written.
         self._pending_changes = 0
@@ -81,6 +82,8 @@ class Store:
         """Lock the file for this process, then load it, creating it when missing."""
         if not self.path.parent.is_dir():
             raise DatabaseFileError(f"{self.path}: the folder {self.path.parent} does not exist; create it first")
+        if self.path.is_dir():
+            raise DatabaseFileError(f"{self.path} is a folder; name a file, such as {self.path / 'db.json'}")
         try:
             self._file_lock.acquire(blocking=False)
         except filelock.Timeout:
@@ -323,7 +326,13 @@ class Store:
         self._disk_signature = signature
         self._publish()
         if plaintext:
-            await self._write()
+            try:
+                await self._write()
+            except OSError:
+                # The file still holds plaintext passwords: load it again,
+                # and so retry the rewrite, at the next check.
+                self._disk_signature = None
+                raise
             logger.warning(
                 "Hashed the plaintext passwords of %d users seeded by hand (%s) and rewrote %s",
                 len(plaintext),
@@ -359,9 +368,15 @@ class Store:
             logger.error("Cannot load the hand edit, so changes are refused until it is fixed: %s", error)
             raise self._edit_unavailable(error) from None
         except OSError as error:
-            raise StoreUnavailableError(f"Could not save to {self.path}: {error.strerror}") from None
+            message = f"Could not save to {self.path}: {error.strerror or error}"
+            if message != self._last_rewrite_error:
+                # Logged once per cause, although the watcher retries every second.
+                logger.error("Failed to rewrite the hand edit with hashed passwords. %s", message)
+                self._last_rewrite_error = message
+            raise StoreUnavailableError(message) from None
 
         self._rejected_signature = self._rejected_error = None
+        self._last_rewrite_error = None
         logger.info(
             "Reloaded %s after a hand edit: %d users and %d autos", self.path, len(self._users), len(self._autos)
         )

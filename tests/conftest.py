@@ -28,14 +28,14 @@ AUTO = {"max_speed": 280, "distance": 400, "handler": "Auto Motors", "stock": "G
 
 
 @functools.cache
-def test_user_password_hash() -> str:
+def seeded_password_hash() -> str:
     """Hash the test user's password once per test run; hashing costs about 50 ms."""
     return hash_password(PASSWORD)
 
 
 def write_seeded_db(path: Path) -> Path:
     """Write a database with the test user and the auto BMW, which saves a registration per test."""
-    write_db(path, users={USERNAME: {"password_hash": test_user_password_hash()}}, autos={"BMW": AUTO})
+    write_db(path, users={USERNAME: {"password_hash": seeded_password_hash()}}, autos={"BMW": AUTO})
     return path
 
 

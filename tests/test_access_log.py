@@ -6,7 +6,7 @@ from aiohttp import ClientSession
 
 ACCESS_LINE = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO aiohttp\.access: "
-    r'127\.0\.0\.1 "GET /auto/%D0%9B%D0%B0%D0%B4%D0%B0\?x=1 HTTP/1\.1" 401 \d+ \d+\.\d{6}s'
+    r'127\.0\.0\.1 "GET /auto/%D0%9B%D0%B0%D0%B4%D0%B0\?x=1 HTTP/1\.1" 401 \d+ \d+\.\d{3}s'
 )
 
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from dealer import create_app
 from dealer.errors import DatabaseFileError
 from dealer.tokens import TokenCodec
-from tests.conftest import AUTO, PASSWORD, SECRET, USERNAME, read_db, write_db
+from tests.conftest import AUTO, PASSWORD, SECRET, USERNAME, read_db, seeded_password_hash, write_db
 
 LADA = {"max_speed": 180, "distance": 600, "handler": "АвтоВАЗ", "stock": "Россия"}
 CREDENTIALS = {"username": USERNAME, "password": PASSWORD}
@@ -407,3 +407,14 @@ async def test_seeding_logged(seeded, db_path, caplog):
 
 async def test_start_logs_counts(seeded, db_path, caplog):
     assert f"Loaded 1 users and 1 autos from {db_path}" in start_up_log(caplog)
+
+
+@pytest.mark.parametrize("params", ["n=3,r=8,p=1", "n=1048576,r=64,p=1", "n=16384,r=0,p=1"])
+async def test_hash_with_unusable_parameters_stops_start(config, db_path, params):
+    password_hash = seeded_password_hash().replace("n=16384,r=8,p=1", params)
+    write_db(db_path, users={USERNAME: {"password_hash": password_hash}})
+
+    with pytest.raises(DatabaseFileError) as raised:
+        await start_and_stop(config)
+
+    assert str(raised.value).startswith(f'{db_path}: users["{USERNAME}"] must be {{"password_hash": "scrypt$..."}}')

@@ -206,7 +206,7 @@ async def test_zero_token_ttl_rejected(server):
     process = server.start("--token-ttl", "0", wait=False)
 
     assert process.wait(EXIT_TIMEOUT) == 2
-    assert "--token-ttl must be a positive number of seconds" in server.log()
+    assert "--token-ttl must be from 1 to 315360000 seconds (10 years)" in server.log()
 
 
 async def test_ctrl_c_exits_cleanly(server):
@@ -225,6 +225,8 @@ async def test_ctrl_c_exits_cleanly(server):
         (("--port", "99999"), "--port must be from 1 to 65535, not 99999"),
         (("--db", ""), "--db must name a file, such as db.json, not '.'"),
         (("--jwt-secret", "short"), "--jwt-secret must be at least 32 bytes, as HS256 needs"),
+        (("--host", ""), "--host must not be empty"),
+        (("--token-ttl", "99999999999999999999"), "--token-ttl must be from 1 to 315360000 seconds"),
     ],
 )
 async def test_invalid_option_rejected(server, args, message):
@@ -243,3 +245,14 @@ async def test_db_in_missing_folder_rejected(server):
     assert process.wait(EXIT_TIMEOUT) == 2
     assert f"{db_path}: the folder {db_path.parent} does not exist; create it first" in server.log()
     assert not db_path.parent.exists()
+
+
+async def test_db_that_is_a_folder_rejected(server):
+    folder = server.db_path.parent / "data"
+    folder.mkdir()
+
+    process = server.start("--db", str(folder), wait=False)
+
+    assert process.wait(EXIT_TIMEOUT) == 2
+    assert f"{folder} is a folder; name a file, such as {folder / 'db.json'}" in server.log()
+    assert not folder.with_name("data.lock").exists()
