@@ -1,8 +1,12 @@
 """The access log of a real server process: one line per request, in the layout of the other log lines."""
 
+import errno
+import io
 import re
 
 from aiohttp import ClientSession
+
+from dealer.serving import AccessLogBuffer
 
 ACCESS_LINE = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO aiohttp\.access: "
@@ -43,3 +47,28 @@ async def test_access_log_precedes_stop_message(server):
     assert len(access_positions) == 1
     assert len(stop_positions) == 1
     assert access_positions[0] < stop_positions[0]
+
+
+class FailingOnceStream(io.StringIO):
+    """A stream whose first write fails, as on a full disk."""
+
+    failed = False
+
+    def write(self, text: str) -> int:
+        if not self.failed:
+            self.failed = True
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(text)
+
+
+async def test_access_log_recovers_after_failed_write():
+    stream = FailingOnceStream()
+    buffer = AccessLogBuffer(stream)
+
+    buffer.add("lost")
+    buffer.flush()
+    buffer.add("kept")
+    buffer.flush()
+
+    assert stream.getvalue().endswith(" INFO aiohttp.access: kept\n")
+    assert "lost" not in stream.getvalue()

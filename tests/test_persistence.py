@@ -1,5 +1,6 @@
 """db.json: its format, survival across restarts, rollback of failed writes, and bad files at start-up."""
 
+import asyncio
 import errno
 import logging
 
@@ -7,6 +8,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+import dealer.store
 from dealer import create_app
 from dealer.errors import DatabaseFileError
 from dealer.tokens import TokenCodec
@@ -418,3 +420,24 @@ async def test_hash_with_unusable_parameters_stops_start(config, db_path, params
         await start_and_stop(config)
 
     assert str(raised.value).startswith(f'{db_path}: users["{USERNAME}"] must be {{"password_hash": "scrypt$..."}}')
+
+
+async def test_seeded_while_disk_fails_rewritten_later(aiohttp_client, config, db_path, caplog, monkeypatch):
+    write_db(db_path, autos={"BMW": AUTO})
+    await aiohttp_client(create_app(config))
+    write_atomic = dealer.store.write_atomic
+
+    async def write_fails(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("dealer.store.write_atomic", write_fails)
+    write_db(db_path, users={"teacher": {"password": "12345"}}, autos={"BMW": AUTO})
+    await asyncio.sleep(2.5)
+    still_plaintext = read_db(db_path)["users"]["teacher"]
+    monkeypatch.setattr("dealer.store.write_atomic", write_atomic)
+    await asyncio.sleep(1.5)
+
+    failures = [record for record in caplog.records if "Failed to rewrite the hand edit" in record.getMessage()]
+    assert still_plaintext == {"password": "12345"}
+    assert len(failures) == 1
+    assert list(read_db(db_path)["users"]["teacher"]) == ["password_hash"]
