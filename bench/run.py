@@ -125,7 +125,7 @@ class ServerProcess:
                 pass  # Not listening yet.
             time.sleep(0.002)
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} did not respond within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float:
         """Read the user and system CPU time the process has used so far."""

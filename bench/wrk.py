@@ -25,8 +25,8 @@ end
 
 # Each wrk thread gets its own number, so that generated marks stay unique
 # across threads. Every other request deletes a mark that the thread created
-# 64 creates earlier, so the database keeps its size during the case and the
-# write cost is measured at the seeded size; the lag keeps a DELETE from
+# 64 creates earlier. The database then keeps its size during the case, so
+# the write cost is measured at the seeded size. The lag keeps a DELETE from
 # overtaking the POST of its mark on another connection.
 _CREATE_AND_DELETE = """
 local next_thread_id = 0

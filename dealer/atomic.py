@@ -20,7 +20,7 @@ async def write_atomic(
 ) -> os.stat_result:
     """Replace the file at `path` with `data` and return the new file's stat.
 
-    Whenever the process dies, `path` holds either the old or the new
+    Whenever the process dies, `path` contains either the old or the new
     complete content: the data goes to a temporary file in the same folder,
     is fsynced, renamed over `path`, and the folder is fsynced so that the
     rename itself survives a power cut. `before_replace` runs just before
@@ -43,7 +43,7 @@ async def write_atomic(
         _remove_quietly(temp)
         raise
     # NOTE: if this fsync fails, the new content is already in place although
-    # the caller is told that the write failed.
+    # the caller gets an error saying that the write failed.
     await _fsync_folder(path.parent)
     return stat
 

@@ -329,7 +329,7 @@ class Store:
             try:
                 await self._write()
             except OSError:
-                # The file still holds plaintext passwords: load it again,
+                # The file still contains plaintext passwords: load it again,
                 # and so retry the rewrite, at the next check.
                 self._disk_signature = None
                 raise
@@ -343,7 +343,7 @@ class Store:
     async def _sync_with_disk(self) -> None:
         """Reload the file if it changed since this process last wrote or read it.
 
-        Raise StoreUnavailableError while the file holds an edit that cannot
+        Raise StoreUnavailableError while the file contains an edit that cannot
         be loaded; memory then keeps the last good data for reads.
         """
         try:
@@ -365,7 +365,7 @@ class Store:
             await self._load()
         except DatabaseFileError as error:
             self._rejected_signature, self._rejected_error = signature, error
-            logger.error("Cannot load the hand edit, so changes are refused until it is fixed: %s", error)
+            logger.error("Failed to load the hand edit, so changes are rejected until it is fixed: %s", error)
             raise self._edit_unavailable(error) from None
         except OSError as error:
             message = f"Could not save to {self.path}: {error.strerror or error}"

@@ -12,8 +12,8 @@ import orjson
 from dealer.errors import InvalidInputError
 
 MAX_MARK_LENGTH = 200
-# The largest integer that orjson reads and writes as an integer; past it,
-# orjson reads an integer literal as a float, so larger numbers are rejected.
+# The largest integer that orjson reads and writes as an integer. orjson
+# reads a larger integer literal as a float, so larger numbers are rejected.
 MAX_NUMBER = 2**64 - 1
 
 
@@ -108,7 +108,7 @@ def validate_auto(body: dict, mark: str, partial: bool) -> dict:
     """Return the auto fields of a body; with `partial`, any non-empty subset is enough.
 
     A `mark` key is allowed when it equals the URL's mark, so that a GET
-    answer can be sent back unchanged as a PUT body.
+    response can be sent back unchanged as a PUT body.
     """
     if "mark" in body:
         if body["mark"] != mark:

@@ -398,7 +398,7 @@ async def test_invalid_hand_edit_refuses_changes_with_503(live):
         "Error": f"{db_path}: invalid JSON at line 4, column 30: trailing comma is not allowed; "
         "fix the file, then retry the change"
     }
-    assert f"Cannot load the hand edit, so changes are refused until it is fixed: {db_path}: invalid JSON" in (
+    assert f"Failed to load the hand edit, so changes are rejected until it is fixed: {db_path}: invalid JSON" in (
         live.server.log()
     )
 
@@ -408,7 +408,7 @@ async def test_invalid_hand_edit_keeps_reads_from_memory(live):
     save_by_rename(live.server.db_path, broken_document(live.server.db_path))
 
     async def watcher_saw_edit() -> bool:
-        return "Cannot load the hand edit" in live.server.log()
+        return "Failed to load the hand edit" in live.server.log()
 
     assert await wait_until(watcher_saw_edit)
     assert await live.request("GET", "/stock") == (200, stock_before)
