@@ -21,9 +21,9 @@ async def write_atomic(
     """Replace the file at `path` with `data` and return the new file's stat.
 
     Whenever the process dies, `path` contains either the old or the new
-    complete content: the data goes to a temporary file in the same folder,
-    is fsynced, renamed over `path`, and the folder is fsynced so that the
-    rename itself survives a power cut. `before_replace` runs just before
+    complete content. The data goes to a temporary file in the same folder,
+    which is fsynced and renamed over `path`. Then the folder is fsynced, so
+    that the rename itself survives a power cut. `before_replace` runs just before
     the rename; if it raises, `path` is left as it was. Callers must not
     write the same path concurrently, because they share the temporary file.
     """
